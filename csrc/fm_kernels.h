@@ -1,0 +1,95 @@
+/*
+ * fastmlp elementwise kernels in plain C99.
+ *
+ * Design
+ * ------
+ * Everything here works on raw pointers and sizes: one row block at a time, no
+ * Python, no allocation, no threads.  The Cython layer (fastmlp/_kernels) splits
+ * the work across OpenMP threads and calls these functions on each thread's
+ * block while it is still in cache after the GEMM that produced it.
+ *
+ * The code is written once in fm_kernels_impl.h and instantiated twice, for
+ * float (suffix _f32) and double (suffix _f64).
+ *
+ * Activations are listed once, in FM_ACTIVATIONS below.  Adding one means:
+ *   1. a scalar forward  fm_<name>_<T>(z, alpha)            in fm_kernels_impl.h
+ *   2. a scalar derivative fm_<name>_grad_<T>(z, a, alpha)  (a = f(z) is given
+ *      so derivatives such as sigmoid's a(1-a) need no second exp)
+ *   3. one line in FM_ACTIVATIONS, and its NumPy twin in fastmlp/_reference.py.
+ */
+#ifndef FASTMLP_KERNELS_H
+#define FASTMLP_KERNELS_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* X(code, name): the code is what the compiled plan stores per layer. */
+#define FM_ACTIVATIONS(X) \
+    X(0, identity)        \
+    X(1, sigmoid)         \
+    X(2, tanh)            \
+    X(3, relu)            \
+    X(4, leaky_relu)
+
+#define FM_X_COUNT(code, name) +1
+enum { FM_N_ACTIVATIONS = 0 FM_ACTIVATIONS(FM_X_COUNT) };
+#undef FM_X_COUNT
+
+/* Name of activation `code`, or NULL past the end (lets Python build its table
+ * from this list, so the two cannot drift apart). */
+static const char *fm_activation_name(int code)
+{
+    switch (code) {
+#define FM_X_NAME(c, name) case c: return #name;
+        FM_ACTIVATIONS(FM_X_NAME)
+#undef FM_X_NAME
+    default: return NULL;
+    }
+}
+
+/* fm_<name>_f32 / fm_<name>_f64 */
+#define FM_CAT2_(a, b) a##_##b
+#define FM_CAT2(a, b) FM_CAT2_(a, b)
+#define FM_FN(name) FM_CAT2(fm_##name, FM_SUF)
+
+/* Hot loops are compiled for baseline x86-64 and for AVX2+FMA and AVX-512,
+ * and the loader picks the widest one this CPU has (GCC function
+ * multi-versioning through ifunc).  A wheel therefore runs on any x86-64 and
+ * still uses AVX-512 where present; no -march=native is needed. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
+    && !defined(FM_NO_CLONES)
+#define FM_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define FM_HOT
+#endif
+
+#define FM_T float
+#define FM_SUF f32
+#define FM_EXP expf
+#define FM_LOG logf
+#define FM_TANH tanhf
+#define FM_SQRT sqrtf
+#include "fm_kernels_impl.h"
+#undef FM_T
+#undef FM_SUF
+#undef FM_EXP
+#undef FM_LOG
+#undef FM_TANH
+#undef FM_SQRT
+
+#define FM_T double
+#define FM_SUF f64
+#define FM_EXP exp
+#define FM_LOG log
+#define FM_TANH tanh
+#define FM_SQRT sqrt
+#include "fm_kernels_impl.h"
+#undef FM_T
+#undef FM_SUF
+#undef FM_EXP
+#undef FM_LOG
+#undef FM_TANH
+#undef FM_SQRT
+
+#endif /* FASTMLP_KERNELS_H */

@@ -1,0 +1,1 @@
+"""Private native kernels of fastmlp (Cython + OpenMP + BLAS). Users import fastmlp."""

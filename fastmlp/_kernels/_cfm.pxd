@@ -1,0 +1,144 @@
+# cython: language_level=3
+"""Declarations of the plain-C kernels in csrc/fm_kernels.h, with one fused
+`floating` wrapper per kernel so Cython code calls a single name for float32
+and float64 (the C side has an _f32 and an _f64 instance of each)."""
+from cython cimport floating
+from libc.stdint cimport int64_t
+
+cdef extern from "fm_kernels.h" nogil:
+    int FM_N_ACTIVATIONS
+    const char *fm_activation_name(int code)
+
+    void fm_bias_activation_f32(int act, float alpha, float *z, float *a, const float *b,
+                                Py_ssize_t rows, Py_ssize_t cols)
+    void fm_bias_activation_f64(int act, double alpha, double *z, double *a, const double *b,
+                                Py_ssize_t rows, Py_ssize_t cols)
+    void fm_activation_forward_f32(int act, float alpha, const float *z, float *a, Py_ssize_t n)
+    void fm_activation_forward_f64(int act, double alpha, const double *z, double *a, Py_ssize_t n)
+    void fm_activation_backward_f32(int act, float alpha, const float *z, const float *a,
+                                    const float *da, float *dz, Py_ssize_t n)
+    void fm_activation_backward_f64(int act, double alpha, const double *z, const double *a,
+                                    const double *da, double *dz, Py_ssize_t n)
+    void fm_column_sums_f32(const float *dz, float *db, Py_ssize_t rows, Py_ssize_t cols,
+                            Py_ssize_t c0, Py_ssize_t c1)
+    void fm_column_sums_f64(const double *dz, double *db, Py_ssize_t rows, Py_ssize_t cols,
+                            Py_ssize_t c0, Py_ssize_t c1)
+
+    double fm_softmax_xent_labels_f32(const float *z, const int64_t *y, const float *w, float *g,
+                                      Py_ssize_t rows, Py_ssize_t cols, float scale)
+    double fm_softmax_xent_labels_f64(const double *z, const int64_t *y, const double *w,
+                                      double *g, Py_ssize_t rows, Py_ssize_t cols, double scale)
+    double fm_softmax_xent_targets_f32(const float *z, const float *t, const float *w, float *g,
+                                       Py_ssize_t rows, Py_ssize_t cols, float scale)
+    double fm_softmax_xent_targets_f64(const double *z, const double *t, const double *w,
+                                       double *g, Py_ssize_t rows, Py_ssize_t cols, double scale)
+    void fm_softmax_f32(const float *z, float *p, Py_ssize_t rows, Py_ssize_t cols)
+    void fm_softmax_f64(const double *z, double *p, Py_ssize_t rows, Py_ssize_t cols)
+    double fm_squared_error_f32(const float *z, const float *y, const float *w, float *g,
+                                Py_ssize_t rows, Py_ssize_t cols, float scale)
+    double fm_squared_error_f64(const double *z, const double *y, const double *w, double *g,
+                                Py_ssize_t rows, Py_ssize_t cols, double scale)
+
+    void fm_sgd_update_f32(float *p, const float *g, float *v, Py_ssize_t n, float lr, float mu,
+                           int nesterov)
+    void fm_sgd_update_f64(double *p, const double *g, double *v, Py_ssize_t n, double lr,
+                           double mu, int nesterov)
+    void fm_adam_update_f32(float *p, const float *g, float *m, float *v, Py_ssize_t n, float b1,
+                            float b2, float eps, float step_size, float inv_sqrt_bc2)
+    void fm_adam_update_f64(double *p, const double *g, double *m, double *v, Py_ssize_t n,
+                            double b1, double b2, double eps, double step_size,
+                            double inv_sqrt_bc2)
+
+
+# z += b; a = f(z)   (a may be z)
+cdef inline void bias_activation(int act, double alpha, floating *z, floating *a,
+                                 const floating *b, Py_ssize_t rows,
+                                 Py_ssize_t cols) noexcept nogil:
+    if floating is float:
+        fm_bias_activation_f32(act, <float>alpha, z, a, b, rows, cols)
+    else:
+        fm_bias_activation_f64(act, alpha, z, a, b, rows, cols)
+
+
+# a = f(z)
+cdef inline void activation_forward(int act, double alpha, const floating *z, floating *a,
+                                    Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        fm_activation_forward_f32(act, <float>alpha, z, a, n)
+    else:
+        fm_activation_forward_f64(act, alpha, z, a, n)
+
+
+# dz = da * f'(z)
+cdef inline void activation_backward(int act, double alpha, const floating *z,
+                                     const floating *a, const floating *da, floating *dz,
+                                     Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        fm_activation_backward_f32(act, <float>alpha, z, a, da, dz, n)
+    else:
+        fm_activation_backward_f64(act, alpha, z, a, da, dz, n)
+
+
+# db[c0:c1] = sum over rows of dz[:, c0:c1]
+cdef inline void column_sums(const floating *dz, floating *db, Py_ssize_t rows, Py_ssize_t cols,
+                             Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    if floating is float:
+        fm_column_sums_f32(dz, db, rows, cols, c0, c1)
+    else:
+        fm_column_sums_f64(dz, db, rows, cols, c0, c1)
+
+
+# sum_r w_r CE(softmax(z_r), y_r);  g = scale * w * (softmax(z) - onehot(y))
+cdef inline double softmax_xent_labels(const floating *z, const int64_t *y, const floating *w,
+                                       floating *g, Py_ssize_t rows, Py_ssize_t cols,
+                                       double scale) noexcept nogil:
+    if floating is float:
+        return fm_softmax_xent_labels_f32(z, y, w, g, rows, cols, <float>scale)
+    else:
+        return fm_softmax_xent_labels_f64(z, y, w, g, rows, cols, scale)
+
+
+# sum_r w_r CE(softmax(z_r), t_r);  g = scale * w * (softmax(z) sum(t) - t)
+cdef inline double softmax_xent_targets(const floating *z, const floating *t, const floating *w,
+                                        floating *g, Py_ssize_t rows, Py_ssize_t cols,
+                                        double scale) noexcept nogil:
+    if floating is float:
+        return fm_softmax_xent_targets_f32(z, t, w, g, rows, cols, <float>scale)
+    else:
+        return fm_softmax_xent_targets_f64(z, t, w, g, rows, cols, scale)
+
+
+cdef inline void softmax(const floating *z, floating *p, Py_ssize_t rows,
+                         Py_ssize_t cols) noexcept nogil:
+    if floating is float:
+        fm_softmax_f32(z, p, rows, cols)
+    else:
+        fm_softmax_f64(z, p, rows, cols)
+
+
+# sum_r w_r |z_r - y_r|^2;  g = scale * w * (z - y)
+cdef inline double squared_error(const floating *z, const floating *y, const floating *w,
+                                 floating *g, Py_ssize_t rows, Py_ssize_t cols,
+                                 double scale) noexcept nogil:
+    if floating is float:
+        return fm_squared_error_f32(z, y, w, g, rows, cols, <float>scale)
+    else:
+        return fm_squared_error_f64(z, y, w, g, rows, cols, scale)
+
+
+cdef inline void sgd_update(floating *p, const floating *g, floating *v, Py_ssize_t n,
+                            double lr, double mu, bint nesterov) noexcept nogil:
+    if floating is float:
+        fm_sgd_update_f32(p, g, v, n, <float>lr, <float>mu, nesterov)
+    else:
+        fm_sgd_update_f64(p, g, v, n, lr, mu, nesterov)
+
+
+cdef inline void adam_update(floating *p, const floating *g, floating *m, floating *v,
+                             Py_ssize_t n, double b1, double b2, double eps, double step_size,
+                             double inv_sqrt_bc2) noexcept nogil:
+    if floating is float:
+        fm_adam_update_f32(p, g, m, v, n, <float>b1, <float>b2, <float>eps, <float>step_size,
+                           <float>inv_sqrt_bc2)
+    else:
+        fm_adam_update_f64(p, g, m, v, n, b1, b2, eps, step_size, inv_sqrt_bc2)

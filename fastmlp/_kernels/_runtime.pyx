@@ -1,0 +1,86 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Thread count shared by every kernel, and the guard that keeps the BLAS
+single-threaded while fastmlp's own OpenMP threads call it.
+
+Design: OpenMP owns the threads.  Each native entry point splits its work in
+static blocks (rows of the batch for forward and dX, rows or columns of dW for
+the weight gradient, so no reduction is needed), calls a single-threaded GEMM
+per block and applies the fused epilogue to the block while it is in cache.
+Only one thread pool is ever busy, so neither can starve the other.
+"""
+from scipy.linalg.cython_blas cimport sgemm
+
+cdef extern from "fm_blas_threads.h" nogil:
+    int fm_blas_threads_init(void *blas_symbol)
+    void fm_blas_enter_single()
+    void fm_blas_leave_single()
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int fm_openmp_enabled(void) { return 1; }
+    static int fm_openmp_max_threads(void) { return omp_get_max_threads(); }
+    #else
+    static int fm_openmp_enabled(void) { return 0; }
+    static int fm_openmp_max_threads(void) { return 1; }
+    #endif
+    """
+    int fm_openmp_enabled()
+    int fm_openmp_max_threads()
+
+# Below this many multiply-adds per thread a step is faster on one thread: the
+# fork/join of a parallel region (~1-2 us each) would cost more than it saves.
+cdef double MIN_WORK_PER_THREAD = 200000.0
+
+cdef int _num_threads = fm_openmp_max_threads() if fm_openmp_max_threads() > 0 else 1
+cdef bint _blas_controlled = fm_blas_threads_init(<void *>sgemm)
+
+
+cdef int num_threads() noexcept nogil:
+    return _num_threads
+
+
+cdef int threads_for(double work) noexcept nogil:
+    """Threads to use for `work` multiply-adds: at most num_threads()."""
+    cdef int n = _num_threads
+    while n > 1 and work / n < MIN_WORK_PER_THREAD:
+        n -= 1
+    return n
+
+
+cdef void blas_enter() noexcept nogil:
+    fm_blas_enter_single()
+
+
+cdef void blas_leave() noexcept nogil:
+    fm_blas_leave_single()
+
+
+def set_native_threads(int n):
+    """Set the number of OpenMP threads the native kernels use (n >= 1)."""
+    global _num_threads
+    if n < 1:
+        raise ValueError(f"the number of threads must be >= 1, got {n}")
+    _num_threads = n if fm_openmp_enabled() else 1
+
+
+def get_native_threads():
+    """Number of threads the native kernels use."""
+    return _num_threads
+
+
+def openmp_enabled():
+    """True when the extension was compiled with OpenMP."""
+    return bool(fm_openmp_enabled())
+
+
+def default_threads():
+    """OpenMP's default thread count (OMP_NUM_THREADS or the CPU count)."""
+    return fm_openmp_max_threads()
+
+
+def blas_thread_control():
+    """True when the BLAS's thread pool could be located and is kept single-threaded
+    inside native calls."""
+    return bool(_blas_controlled)

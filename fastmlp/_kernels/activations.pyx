@@ -1,0 +1,72 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Activation kernels: a = f(z) and the chain rule dz = da * f'(z).
+
+The scalar functions live in csrc/fm_kernels.h (FM_ACTIVATIONS lists them, so
+this module's table is built from that list); here they are looped over the
+rows of a 2-D array split across threads.
+"""
+from cython cimport floating
+from cython.parallel cimport parallel, threadid
+from fastmlp._kernels._cfm cimport (FM_N_ACTIVATIONS, fm_activation_name,
+                                    activation_forward as c_forward,
+                                    activation_backward as c_backward)
+from fastmlp._kernels._blocks cimport share_lo
+from fastmlp._kernels._runtime cimport threads_for
+
+include "_checks.pxi"
+
+ACTIVATIONS = tuple(fm_activation_name(i).decode() for i in range(FM_N_ACTIVATIONS))
+_CODES = {name: i for i, name in enumerate(ACTIVATIONS)}
+
+
+def activation_code(str name):
+    """The native code of activation `name` (ValueError if there is none)."""
+    try:
+        return _CODES[name]
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; choose from {', '.join(ACTIVATIONS)}")
+
+
+def activation_forward(const floating[:, ::1] Z, str activation, floating[:, ::1] out,
+                       double alpha=0.01):
+    """out = f(Z) elementwise.
+
+    Z : ndarray of shape (n, m)   # IN
+    out : ndarray of shape (n, m) # OUT (may be Z)
+    alpha : slope parameter of leaky_relu
+    """
+    cdef int act = activation_code(activation)
+    check_shape2("out", out.shape[0], out.shape[1], Z.shape[0], Z.shape[1])
+    cdef Py_ssize_t rows = Z.shape[0], cols = Z.shape[1], r0, r1
+    if rows == 0 or cols == 0:
+        return
+    cdef int nt = threads_for(<double>rows * cols / 8), tid
+    with nogil, parallel(num_threads=nt):
+        tid = threadid()
+        r0 = share_lo(rows, tid, nt)
+        r1 = share_lo(rows, tid + 1, nt)
+        c_forward(act, alpha, &Z[0, 0] + r0 * cols, &out[0, 0] + r0 * cols, (r1 - r0) * cols)
+
+
+def activation_backward(const floating[:, ::1] Z, const floating[:, ::1] A,
+                        const floating[:, ::1] dA, str activation, floating[:, ::1] out,
+                        double alpha=0.01):
+    """out = dA * f'(Z) elementwise, where A = f(Z) (some derivatives use it).
+
+    Z, A, dA : ndarray of shape (n, m)   # IN
+    out : ndarray of shape (n, m)        # OUT (may be dA)
+    """
+    cdef int act = activation_code(activation)
+    cdef Py_ssize_t rows = Z.shape[0], cols = Z.shape[1], r0, r1
+    check_shape2("A", A.shape[0], A.shape[1], rows, cols)
+    check_shape2("dA", dA.shape[0], dA.shape[1], rows, cols)
+    check_shape2("out", out.shape[0], out.shape[1], rows, cols)
+    if rows == 0 or cols == 0:
+        return
+    cdef int nt = threads_for(<double>rows * cols / 8), tid
+    with nogil, parallel(num_threads=nt):
+        tid = threadid()
+        r0 = share_lo(rows, tid, nt)
+        r1 = share_lo(rows, tid + 1, nt)
+        c_backward(act, alpha, &Z[0, 0] + r0 * cols, &A[0, 0] + r0 * cols,
+                   &dA[0, 0] + r0 * cols, &out[0, 0] + r0 * cols, (r1 - r0) * cols)

@@ -1,0 +1,615 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The compiled train step: forward, loss, backward and update in one native call.
+
+Design
+------
+A Plan holds raw pointers to the model's flat parameter, gradient and
+optimizer-state buffers (each layer's W and b are views into them) and to
+per-layer activation buffers allocated once for the largest batch seen.  A
+step never allocates and never returns to Python between layers.
+
+Threads (one OpenMP pool; the BLAS is kept single-threaded, see _runtime.pyx)
+get static shares, and the step is L + 1 parallel regions for L layers:
+
+  region 0      each thread, on its rows of the batch: every layer's forward
+                (GEMM, then bias + activation on the block while in cache),
+                the loss and its gradient dZ[L-1] on those rows, and
+                dZ[L-2] = (dZ[L-1] W[L-1]^T) * f'(Z[L-2]) on the same rows.
+  region j>=1   layer l = L - j: its share of dW[l] = A[l-1]^T dZ[l] and
+                db[l] (these need every row, hence a new region), immediately
+                followed by the optimizer update of exactly that share while
+                it is in cache (W[l] is no longer read: dZ[l-1] was computed
+                in the previous region); and the rows of dZ[l-2].
+
+No element of a gradient is summed by two threads, so a step is bit-for-bit
+repeatable for a given thread count, and the parallel and serial orders
+differ only by the rounding of BLAS blocking.  When the update must see the
+whole gradient first (forward_backward + apply_update, for gradient checks or
+data-parallel training), it runs as its own region over the flat buffer.
+"""
+from cython cimport floating
+from cython.parallel cimport parallel, threadid
+from libc.stdint cimport int64_t
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
+from libc.math cimport isfinite
+from cpython.exc cimport PyErr_CheckSignals
+
+import numpy as np
+
+from fastmlp._kernels._cfm cimport (softmax_xent_labels, softmax_xent_targets,
+                                    softmax as c_softmax, squared_error,
+                                    sgd_update as c_sgd, adam_update as c_adam)
+from fastmlp._kernels._blocks cimport (share_lo, chunk_lo, adam_scales, dense_forward_rows,
+                                       dense_param_grad_share, dense_input_grad_rows,
+                                       activation_backward_rows)
+from fastmlp._kernels._runtime cimport threads_for, num_threads, blas_enter, blas_leave
+
+cdef enum:
+    LOSS_SCE = 0      # softmax cross-entropy (same numbers as fastmlp._kernels.losses)
+    LOSS_MSE = 1      # mean squared error
+    OPT_SGD = 0
+    OPT_ADAM = 1
+    ACT_IDENTITY = 0  # csrc/fm_kernels.h lists identity first
+
+# Rows per block of an inference forward pass: big enough for efficient GEMMs,
+# small enough that a block of the widest layer stays in L2.
+cdef Py_ssize_t PREDICT_BLOCK = 256
+
+
+cdef struct LayerSpec:
+    int n_in
+    int n_out
+    int act
+    double alpha
+    Py_ssize_t w_off      # offset of W (n_in, n_out) in the flat buffers, in elements
+    Py_ssize_t b_off      # offset of b (n_out,)
+    char *Z               # (capacity, n_out) pre-activation
+    char *A               # (capacity, n_out) post-activation; == Z for identity
+    char *dZ              # (capacity, n_out) dLoss/dZ
+
+
+cdef struct Batch:
+    Py_ssize_t rows
+    const char *x         # (rows, n_in) or, with `order`, the whole data set
+    const int64_t *labels # (rows,) class labels, or NULL
+    const char *targets   # (rows, n_out) targets, or NULL
+    const char *weights   # (rows,) sample weights, or NULL
+    const int64_t *order  # NULL, or: batch row r is data-set row order[r]
+
+
+cdef struct Step:
+    int n_layers
+    LayerSpec *layers
+    char *params
+    char *grads
+    char *state1          # SGD velocity / Adam m
+    char *state2          # Adam v
+    Py_ssize_t n_params
+    int loss_kind
+    int opt_kind
+    double lr, momentum, beta1, beta2, eps
+    bint nesterov
+    long step             # optimizer steps taken so far
+    double step_size      # per-step scalars of the current update
+    double inv_sqrt_bc2
+    double *loss_parts    # one partial loss per thread
+    char *xbuf            # gathered batch for the epoch loop (capacity, n_in)
+    int64_t *lbuf         # gathered labels
+    char *tbuf            # gathered targets (capacity, n_out)
+    char *wbuf            # gathered sample weights
+
+
+# ---- region bodies (one thread's share) -------------------------------------
+
+cdef inline void _gather(Step *s, Batch *bt, Py_ssize_t r0, Py_ssize_t r1,
+                         const floating *dummy) noexcept nogil:
+    """Copy rows order[r0:r1] of the data set into the plan's batch buffers."""
+    cdef int n_in = s.layers[0].n_in, k = s.layers[s.n_layers - 1].n_out
+    cdef Py_ssize_t r, src
+    for r in range(r0, r1):
+        src = bt.order[r]
+        memcpy(<floating *>s.xbuf + r * n_in, <const floating *>bt.x + src * n_in,
+               n_in * sizeof(floating))
+        if bt.labels != NULL:
+            s.lbuf[r] = bt.labels[src]
+        if bt.targets != NULL:
+            memcpy(<floating *>s.tbuf + r * k, <const floating *>bt.targets + src * k,
+                   k * sizeof(floating))
+        if bt.weights != NULL:
+            (<floating *>s.wbuf)[r] = (<const floating *>bt.weights)[src]
+
+
+cdef void _region_forward(Step *s, Batch *bt, int tid, int nt,
+                          const floating *dummy) noexcept nogil:
+    cdef Py_ssize_t rows = bt.rows
+    cdef Py_ssize_t r0 = share_lo(rows, tid, nt), r1 = share_lo(rows, tid + 1, nt)
+    cdef const floating *x = <const floating *>bt.x
+    cdef const int64_t *labels = bt.labels
+    cdef const floating *targets = <const floating *>bt.targets
+    cdef const floating *w = <const floating *>bt.weights
+    cdef floating *P = <floating *>s.params
+    cdef int L = s.n_layers, l, k
+    cdef LayerSpec *lay
+    cdef double scale, part
+    if bt.order != NULL:
+        _gather(s, bt, r0, r1, dummy)
+        x = <const floating *>s.xbuf
+        labels = s.lbuf if labels != NULL else NULL
+        targets = <const floating *>s.tbuf if targets != NULL else NULL
+        w = <const floating *>s.wbuf if w != NULL else NULL
+    # forward through every layer on rows [r0, r1)
+    cdef const floating *inp = x
+    for l in range(L):
+        lay = &s.layers[l]
+        dense_forward_rows(inp, P + lay.w_off, P + lay.b_off, <floating *>lay.Z,
+                           <floating *>lay.A, r0, r1, lay.n_in, lay.n_out, lay.act, lay.alpha)
+        inp = <const floating *>lay.A
+    # loss and dLoss/dZ of the last layer on the same rows
+    lay = &s.layers[L - 1]
+    k = lay.n_out
+    if s.loss_kind == LOSS_SCE:
+        scale = 1.0 / rows
+        if labels != NULL:
+            part = softmax_xent_labels(<floating *>lay.A + r0 * k, labels + r0,
+                                       w + r0 if w != NULL else NULL,
+                                       <floating *>lay.dZ + r0 * k, r1 - r0, k, scale)
+        else:
+            part = softmax_xent_targets(<floating *>lay.A + r0 * k, targets + r0 * k,
+                                        w + r0 if w != NULL else NULL,
+                                        <floating *>lay.dZ + r0 * k, r1 - r0, k, scale)
+    else:
+        scale = 1.0 / (<double>rows * k)
+        part = squared_error(<floating *>lay.A + r0 * k, targets + r0 * k,
+                             w + r0 if w != NULL else NULL,
+                             <floating *>lay.dZ + r0 * k, r1 - r0, k, scale)
+    s.loss_parts[tid] = part
+    if lay.act != ACT_IDENTITY:  # loss on A = f(Z): chain rule into dZ
+        activation_backward_rows(<floating *>lay.Z, <floating *>lay.A, <floating *>lay.dZ,
+                                 r0, r1, k, lay.act, lay.alpha)
+    if L >= 2:
+        _input_grad_rows(s, L - 1, r0, r1, dummy)
+
+
+cdef inline void _input_grad_rows(Step *s, int l, Py_ssize_t r0, Py_ssize_t r1,
+                                  const floating *dummy) noexcept nogil:
+    """dZ[l-1][r0:r1] = (dZ[l] W[l]^T) * f'(Z[l-1]) on rows [r0, r1)."""
+    cdef LayerSpec *lay = &s.layers[l]
+    cdef LayerSpec *prev = &s.layers[l - 1]
+    dense_input_grad_rows(<floating *>lay.dZ, <floating *>s.params + lay.w_off,
+                          <floating *>prev.dZ, r0, r1, lay.n_in, lay.n_out)
+    activation_backward_rows(<floating *>prev.Z, <floating *>prev.A, <floating *>prev.dZ,
+                             r0, r1, prev.n_out, prev.act, prev.alpha)
+
+
+cdef inline void _update_span(Step *s, Py_ssize_t off, Py_ssize_t n,
+                              const floating *dummy) noexcept nogil:
+    """Optimizer update of the n contiguous parameters starting at `off`."""
+    if n <= 0:
+        return
+    if s.opt_kind == OPT_ADAM:
+        c_adam(<floating *>s.params + off, <floating *>s.grads + off,
+               <floating *>s.state1 + off, <floating *>s.state2 + off, n,
+               s.beta1, s.beta2, s.eps, s.step_size, s.inv_sqrt_bc2)
+    else:
+        c_sgd(<floating *>s.params + off, <floating *>s.grads + off,
+              <floating *>s.state1 + off, n, s.lr, s.momentum, s.nesterov)
+
+
+cdef void _region_backward(Step *s, const floating *x, Py_ssize_t rows, int l, bint update,
+                           int tid, int nt) noexcept nogil:
+    """Layer l's share of dW and db (then their update), and rows of dZ[l-2]."""
+    cdef LayerSpec *lay = &s.layers[l]
+    cdef const floating *inp = x if l == 0 else <const floating *>s.layers[l - 1].A
+    cdef int n_in = lay.n_in, n_out = lay.n_out
+    cdef Py_ssize_t lo, hi, i
+    dense_param_grad_share(inp, <floating *>lay.dZ, <floating *>s.grads + lay.w_off,
+                           <floating *>s.grads + lay.b_off, rows, n_in, n_out, tid, nt)
+    if update:
+        # the same split as dense_param_grad_share, so the block is still in cache
+        if n_in >= n_out:
+            lo = share_lo(n_in, tid, nt)
+            hi = share_lo(n_in, tid + 1, nt)
+            _update_span(s, lay.w_off + lo * n_out, (hi - lo) * n_out, x)
+        else:
+            lo = share_lo(n_out, tid, nt)
+            hi = share_lo(n_out, tid + 1, nt)
+            for i in range(n_in):
+                _update_span(s, lay.w_off + i * n_out + lo, hi - lo, x)
+        lo = share_lo(n_out, tid, nt)
+        hi = share_lo(n_out, tid + 1, nt)
+        _update_span(s, lay.b_off + lo, hi - lo, x)
+    if l >= 2:
+        _input_grad_rows(s, l - 1, share_lo(rows, tid, nt), share_lo(rows, tid + 1, nt), x)
+
+
+cdef void _prepare_update(Step *s) noexcept nogil:
+    s.step += 1
+    if s.opt_kind == OPT_ADAM:
+        adam_scales(s.lr, s.beta1, s.beta2, s.step, &s.step_size, &s.inv_sqrt_bc2)
+
+
+cdef double _step(Step *s, Batch *bt, bint backward, bint update, int nt,
+                  const floating *dummy) noexcept nogil:
+    """Forward + loss (+ backward (+ update)) of one batch; returns the mean loss."""
+    cdef int tid, l, L = s.n_layers
+    cdef double total = 0.0
+    cdef const floating *x
+    cdef Py_ssize_t lo, hi
+    with parallel(num_threads=nt):
+        _region_forward(s, bt, threadid(), nt, dummy)
+    for tid in range(nt):
+        total += s.loss_parts[tid]
+    if s.loss_kind == LOSS_SCE:
+        total /= bt.rows
+    else:
+        total *= 0.5 / (<double>bt.rows * s.layers[L - 1].n_out)
+    if not backward or (update and not isfinite(total)):
+        return total  # a non-finite loss leaves the parameters as they were
+    x = <const floating *>s.xbuf if bt.order != NULL else <const floating *>bt.x
+    if update:
+        _prepare_update(s)
+    for l in range(L - 1, -1, -1):
+        with parallel(num_threads=nt):
+            _region_backward(s, x, bt.rows, l, update, threadid(), nt)
+    return total
+
+
+cdef void _apply_update(Step *s, int nt, const floating *dummy) noexcept nogil:
+    """The optimizer update of the whole flat buffer, from the stored gradient."""
+    cdef int tid
+    cdef Py_ssize_t lo
+    _prepare_update(s)
+    with parallel(num_threads=nt):
+        tid = threadid()
+        lo = chunk_lo(s.n_params, tid, nt)
+        _update_span(s, lo, chunk_lo(s.n_params, tid + 1, nt) - lo, dummy)
+
+
+cdef int _predict(Step *s, const floating *x, floating *out, Py_ssize_t rows,
+                  bint output_transform, int nt, int width) noexcept nogil:
+    """Inference: out = network(x), in blocks of PREDICT_BLOCK rows per thread,
+    ping-ponging between two scratch blocks (pre-activations are not kept).
+    Scratch is per call and per thread, so concurrent predictions are safe.
+    Returns 0, or -1 when scratch memory could not be allocated."""
+    cdef int tid, l, L = s.n_layers
+    cdef int failed = 0
+    cdef int *failed_p = &failed
+    cdef Py_ssize_t r0, r1, b0, m
+    cdef floating *scratch
+    cdef floating *dst
+    cdef const floating *inp
+    cdef floating *P = <floating *>s.params
+    cdef LayerSpec *lay
+    with parallel(num_threads=nt):
+        tid = threadid()
+        r0 = share_lo(rows, tid, nt)
+        r1 = share_lo(rows, tid + 1, nt)
+        scratch = <floating *>malloc(2 * PREDICT_BLOCK * width * sizeof(floating)) if L > 1 else NULL
+        if L > 1 and scratch == NULL:
+            failed_p[0] = 1
+        b0 = r0
+        while b0 < r1 and (L == 1 or scratch != NULL):
+            m = r1 - b0 if r1 - b0 < PREDICT_BLOCK else PREDICT_BLOCK
+            inp = x + b0 * s.layers[0].n_in
+            for l in range(L):
+                lay = &s.layers[l]
+                if l == L - 1:
+                    dst = out + b0 * lay.n_out
+                else:
+                    dst = scratch + (l % 2) * PREDICT_BLOCK * width
+                dense_forward_rows(inp, P + lay.w_off, P + lay.b_off, dst, dst, 0, m,
+                                   lay.n_in, lay.n_out, lay.act, lay.alpha)
+                inp = dst
+            if output_transform and s.loss_kind == LOSS_SCE:
+                c_softmax(out + b0 * s.layers[L - 1].n_out, out + b0 * s.layers[L - 1].n_out,
+                          m, s.layers[L - 1].n_out)
+            b0 = b0 + m
+        free(scratch)
+    return -failed
+
+
+# ---- the Python face --------------------------------------------------------
+
+cdef double _empty_sentinel[1]
+
+
+cdef char *_address(a) except NULL:
+    """Address of a C-contiguous ndarray's data (it must outlive its use)."""
+    if a.size == 0:
+        return <char *>_empty_sentinel  # never read: sizes are zero
+    return <char *><size_t>a.__array_interface__["data"][0]
+
+
+cdef class Plan:
+    """Native execution plan of a Sequential model (see the module docstring).
+
+    Parameters
+    ----------
+    layers : list of (n_in, n_out, activation_code, alpha, w_offset, b_offset)
+    params, grads : ndarray of shape (n_params,), float32 or float64
+        The model's flat buffers; the plan reads and writes them in place.
+    loss_kind : 0 softmax cross-entropy, 1 mean squared error
+    """
+    cdef Step s
+    cdef readonly object dtype
+    cdef bint is_double
+    cdef Py_ssize_t capacity, gather_capacity
+    cdef int width
+    cdef list _keep           # arrays whose memory the Step points into
+    cdef list _layer_buffers
+    cdef object _state1, _state2, _params, _grads
+    cdef object _gather_buffers
+
+    def __cinit__(self):
+        self.s.layers = NULL
+        self.s.loss_parts = NULL
+
+    def __init__(self, list layers, params, grads, int loss_kind):
+        cdef int i, L = len(layers)
+        if L == 0:
+            raise ValueError("a plan needs at least one layer")
+        if params.dtype not in (np.float32, np.float64) or grads.dtype != params.dtype:
+            raise ValueError("params and grads must be float32 or float64 and of one dtype")
+        if params.ndim != 1 or grads.shape != params.shape or not params.flags.c_contiguous \
+                or not grads.flags.c_contiguous or not params.flags.writeable:
+            raise ValueError("params and grads must be writeable 1-D contiguous arrays of one size")
+        self.dtype = params.dtype
+        self.is_double = params.dtype == np.float64
+        self._params = params
+        self._grads = grads
+        self.s.layers = <LayerSpec *>malloc(L * sizeof(LayerSpec))
+        self.s.loss_parts = <double *>malloc(max(num_threads(), 64) * sizeof(double))
+        if self.s.layers == NULL or self.s.loss_parts == NULL:
+            raise MemoryError()
+        self.s.n_layers = L
+        self.s.params = _address(params)
+        self.s.grads = _address(grads)
+        self.s.n_params = params.shape[0]
+        self.s.loss_kind = loss_kind
+        self.width = 1
+        for i, (n_in, n_out, act, alpha, w_off, b_off) in enumerate(layers):
+            if w_off + n_in * n_out > params.shape[0] or b_off + n_out > params.shape[0]:
+                raise ValueError(f"layer {i} does not fit in the parameter buffer")
+            if i > 0 and n_in != self.s.layers[i - 1].n_out:
+                raise ValueError(f"layer {i} expects {n_in} inputs, the previous layer has "
+                                 f"{self.s.layers[i - 1].n_out} outputs")
+            self.s.layers[i] = LayerSpec(n_in, n_out, act, alpha, w_off, b_off, NULL, NULL, NULL)
+            self.width = max(self.width, n_out)
+        self.capacity = 0
+        self.gather_capacity = 0
+        self._keep = []
+        self._layer_buffers = []
+        self.set_sgd(0.01, 0.0, False, None)
+
+    def __dealloc__(self):
+        free(self.s.layers)
+        free(self.s.loss_parts)
+
+    # -- optimizer ------------------------------------------------------------
+
+    def set_sgd(self, double lr, double momentum, bint nesterov, velocity):
+        """Use SGD; `velocity` is the flat momentum buffer (None when momentum == 0)."""
+        if momentum != 0.0:
+            self._check_state(velocity)
+        self._state1, self._state2 = velocity, None
+        self.s.state1 = _address(velocity) if velocity is not None else NULL
+        self.s.state2 = NULL
+        self.s.opt_kind = OPT_SGD
+        self.s.lr, self.s.momentum, self.s.nesterov = lr, momentum, nesterov
+
+    def set_adam(self, double lr, double beta1, double beta2, double eps, m, v):
+        """Use Adam with flat moment buffers m and v."""
+        self._check_state(m)
+        self._check_state(v)
+        self._state1, self._state2 = m, v
+        self.s.state1 = _address(m)
+        self.s.state2 = _address(v)
+        self.s.opt_kind = OPT_ADAM
+        self.s.lr, self.s.beta1, self.s.beta2, self.s.eps = lr, beta1, beta2, eps
+
+    def _check_state(self, a):
+        if a is None or a.dtype != self.dtype or a.shape != (self.s.n_params,) \
+                or not a.flags.c_contiguous or not a.flags.writeable:
+            raise ValueError("optimizer state must be a writeable contiguous array "
+                             "shaped and typed like the parameters")
+
+    @property
+    def lr(self):
+        """Learning rate used by the next update (schedules change it between steps)."""
+        return self.s.lr
+
+    @lr.setter
+    def lr(self, double value):
+        self.s.lr = value
+
+    @property
+    def step(self):
+        """Number of optimizer steps taken (Adam's t)."""
+        return self.s.step
+
+    @step.setter
+    def step(self, long value):
+        if value < 0:
+            raise ValueError("step must be >= 0")
+        self.s.step = value
+
+    # -- buffers --------------------------------------------------------------
+
+    def ensure_capacity(self, Py_ssize_t rows):
+        """Allocate the per-layer buffers for batches of up to `rows` rows
+        (only when larger than before: steady-state steps allocate nothing)."""
+        cdef int i
+        if rows <= self.capacity:
+            return
+        bufs = []
+        for i in range(self.s.n_layers):
+            lay = &self.s.layers[i]
+            Z = np.empty((rows, lay.n_out), dtype=self.dtype)
+            A = Z if lay.act == ACT_IDENTITY else np.empty((rows, lay.n_out), dtype=self.dtype)
+            dZ = np.empty((rows, lay.n_out), dtype=self.dtype)
+            lay.Z, lay.A, lay.dZ = _address(Z), _address(A), _address(dZ)
+            bufs.append((Z, A, dZ))
+        self._layer_buffers = bufs
+        self.capacity = rows
+
+    def _ensure_gather(self, Py_ssize_t rows):
+        if rows <= self.gather_capacity:
+            return
+        n_in, k = self.s.layers[0].n_in, self.s.layers[self.s.n_layers - 1].n_out
+        xb = np.empty((rows, n_in), dtype=self.dtype)
+        lb = np.empty(rows, dtype=np.int64)
+        tb = np.empty((rows, k), dtype=self.dtype)
+        wb = np.empty(rows, dtype=self.dtype)
+        self.s.xbuf, self.s.lbuf = _address(xb), <int64_t *>_address(lb)
+        self.s.tbuf, self.s.wbuf = _address(tb), _address(wb)
+        self._gather_buffers = (xb, lb, tb, wb)
+        self.gather_capacity = rows
+
+    # -- steps ----------------------------------------------------------------
+
+    cdef int _threads(self, Py_ssize_t rows):
+        cdef double work = 0
+        cdef int i
+        for i in range(self.s.n_layers):
+            work += <double>self.s.layers[i].n_in * self.s.layers[i].n_out
+        return min(threads_for(work * rows), 64)
+
+    cdef Batch _batch(self, X, y, sample_weight, order) except *:
+        """Check the arrays against the plan (shapes, dtypes, contiguity) and describe them."""
+        cdef Batch bt
+        cdef int n_in = self.s.layers[0].n_in, k = self.s.layers[self.s.n_layers - 1].n_out
+        if X.dtype != self.dtype or X.ndim != 2 or X.shape[1] != n_in or not X.flags.c_contiguous:
+            raise ValueError(f"X must be a C-contiguous {self.dtype} array of shape (n, {n_in})")
+        bt.rows = X.shape[0] if order is None else order.shape[0]
+        if bt.rows == 0:
+            raise ValueError("the batch is empty")
+        n_src = X.shape[0]
+        bt.x = _address(X)
+        bt.labels = NULL
+        bt.targets = NULL
+        bt.weights = NULL
+        bt.order = NULL
+        if y.ndim == 1:
+            if self.s.loss_kind != LOSS_SCE or y.dtype != np.int64 or not y.flags.c_contiguous:
+                raise ValueError("1-D y must be C-contiguous int64 class labels "
+                                 "(softmax cross-entropy only)")
+            if y.shape[0] != n_src:
+                raise ValueError(f"y has {y.shape[0]} rows, X has {n_src}")
+            bt.labels = <const int64_t *>_address(y)
+        else:
+            if y.dtype != self.dtype or y.ndim != 2 or y.shape != (n_src, k) \
+                    or not y.flags.c_contiguous:
+                raise ValueError(f"2-D y must be a C-contiguous {self.dtype} array of shape "
+                                 f"({n_src}, {k})")
+            bt.targets = _address(y)
+        if sample_weight is not None:
+            if sample_weight.dtype != self.dtype or sample_weight.shape != (n_src,) \
+                    or not sample_weight.flags.c_contiguous:
+                raise ValueError(f"sample_weight must be a C-contiguous {self.dtype} array "
+                                 f"of shape ({n_src},)")
+            bt.weights = _address(sample_weight)
+        if order is not None:
+            if order.dtype != np.int64 or order.ndim != 1 or not order.flags.c_contiguous:
+                raise ValueError("order must be a C-contiguous 1-D int64 array")
+            bt.order = <const int64_t *>_address(order)
+        return bt
+
+    cdef double _run(self, Batch *bt, bint backward, bint update) except? -1:
+        cdef double loss
+        cdef int nt = self._threads(bt.rows)
+        self.ensure_capacity(bt.rows)
+        blas_enter()
+        with nogil:
+            if self.is_double:
+                loss = _step(&self.s, bt, backward, update, nt, <const double *>NULL)
+            else:
+                loss = _step(&self.s, bt, backward, update, nt, <const float *>NULL)
+        blas_leave()
+        return loss
+
+    def train_step(self, X, y, sample_weight=None):
+        """Forward, loss, backward and optimizer update of one batch, in one native
+        call; returns the batch's mean loss (before the update)."""
+        cdef Batch bt = self._batch(X, y, sample_weight, None)
+        return self._run(&bt, True, True)
+
+    def forward_backward(self, X, y, sample_weight=None):
+        """Loss of the batch and its gradient into the flat gradient buffer (no update)."""
+        cdef Batch bt = self._batch(X, y, sample_weight, None)
+        return self._run(&bt, True, False)
+
+    def loss(self, X, y, sample_weight=None):
+        """Mean loss of the batch (forward only)."""
+        cdef Batch bt = self._batch(X, y, sample_weight, None)
+        return self._run(&bt, False, False)
+
+    def apply_update(self):
+        """One optimizer update of every parameter from the flat gradient buffer."""
+        cdef int nt = threads_for(<double>self.s.n_params / 2)
+        with nogil:
+            if self.is_double:
+                _apply_update(&self.s, nt, <const double *>NULL)
+            else:
+                _apply_update(&self.s, nt, <const float *>NULL)
+
+    def train_epoch(self, X, y, order, Py_ssize_t batch_size, double[::1] losses,
+                    sample_weight=None):
+        """Train on the batches order[0:bs], order[bs:2 bs], ... of (X, y), gathering
+        each batch's rows natively.  Writes each batch's loss to `losses` and returns
+        the number of batches done, the last one included: fewer than all when a
+        loss is not finite (that batch's update is not applied).  A signal such as
+        Ctrl-C is raised after the batch it arrived in, so the model is consistent."""
+        cdef Py_ssize_t n = order.shape[0], start, i = 0, n_batches
+        cdef double loss
+        cdef Batch bt = self._batch(X, y, sample_weight, order)
+        cdef const int64_t *full_order = bt.order
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        n_batches = (n + batch_size - 1) // batch_size
+        if losses.shape[0] < n_batches:
+            raise ValueError(f"losses must have room for {n_batches} batches")
+        if (<object>order >= X.shape[0]).any() or (<object>order < 0).any():
+            raise ValueError("order holds row indices outside the data")
+        self.ensure_capacity(min(batch_size, n))
+        self._ensure_gather(min(batch_size, n))
+        for i in range(n_batches):
+            start = i * batch_size
+            bt.order = full_order + start
+            bt.rows = min(batch_size, n - start)
+            loss = self._run(&bt, True, True)
+            losses[i] = loss
+            if loss != loss or loss in (float("inf"), float("-inf")):
+                return i + 1
+            PyErr_CheckSignals()
+        return n_batches
+
+    def predict(self, X, out, bint output_transform=True):
+        """out = the network's output for X (softmax probabilities for the softmax
+        cross-entropy loss when output_transform, else the raw last layer)."""
+        cdef int n_in = self.s.layers[0].n_in, k = self.s.layers[self.s.n_layers - 1].n_out
+        if X.dtype != self.dtype or X.ndim != 2 or X.shape[1] != n_in or not X.flags.c_contiguous:
+            raise ValueError(f"X must be a C-contiguous {self.dtype} array of shape (n, {n_in})")
+        if out.dtype != self.dtype or out.shape != (X.shape[0], k) or not out.flags.c_contiguous \
+                or not out.flags.writeable:
+            raise ValueError(f"out must be a writeable C-contiguous {self.dtype} array of shape "
+                             f"({X.shape[0]}, {k})")
+        cdef Py_ssize_t rows = X.shape[0]
+        if rows == 0:
+            return out
+        cdef char *xp = _address(X)
+        cdef char *op = _address(out)
+        cdef int nt = min(self._threads(rows), (rows + 63) // 64)
+        cdef int width = self.width, status
+        blas_enter()
+        with nogil:
+            if self.is_double:
+                status = _predict(&self.s, <double *>xp, <double *>op, rows, output_transform,
+                                  nt, width)
+            else:
+                status = _predict(&self.s, <float *>xp, <float *>op, rows, output_transform,
+                                  nt, width)
+        blas_leave()
+        if status != 0:
+            raise MemoryError("could not allocate scratch memory for predict")
+        return out
