@@ -1,0 +1,22 @@
+"""fastmlp: fast multi-layer perceptrons on the CPU.
+
+Fused Cython/OpenMP kernels with GEMMs through BLAS, a compiled train step,
+and a pure-NumPy twin of every kernel (``backend="numpy"``).
+
+>>> import fastmlp as fm
+>>> model = fm.Sequential([fm.Dense(64, activation="relu"), fm.Dense(3)], input_dim=2)
+>>> model.compile(loss="softmax_cross_entropy", optimizer=fm.Adam(lr=1e-2))
+"""
+from . import activations, datasets, initializers, losses, optimizers
+from ._threads import get_num_threads, set_num_threads, threads
+from .layers import Dense
+from .model import History, Sequential
+from .optimizers import SGD, Adam
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Sequential", "Dense", "History", "SGD", "Adam",
+    "set_num_threads", "get_num_threads", "threads",
+    "activations", "datasets", "initializers", "losses", "optimizers",
+]

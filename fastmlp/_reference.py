@@ -1,0 +1,300 @@
+"""The pure-NumPy twin of every native kernel.
+
+Same names and signatures as the functions in ``fastmlp._kernels`` (and a
+``Plan`` with the same methods as the compiled one), written the way a careful
+NumPy user would: vectorized, outputs written in place, no Python loop over
+samples.  It is the oracle the native kernels are tested against and the
+baseline they are benchmarked against (``backend="numpy"``).
+"""
+import numpy as np
+
+__all__ = [
+    "ACTIVATIONS", "activation_code", "activation_forward", "activation_backward",
+    "dense_forward", "dense_backward", "softmax_cross_entropy", "mean_squared_error",
+    "softmax", "sgd_update", "adam_update", "Plan",
+]
+
+
+# ---- activations: f(z, alpha) and f'(z, a, alpha) with a = f(z) ----------------
+
+def _sigmoid(z, alpha, out):
+    # 1 / (1 + e^-z) through e^-|z|, so no overflow
+    e = np.exp(-np.abs(z))
+    np.divide(1.0, 1.0 + e, out=out)
+    np.multiply(out, e, out=out, where=z < 0)
+    return out
+
+
+_FORWARD = {
+    "identity": lambda z, alpha, out: np.copyto(out, z),
+    "sigmoid": _sigmoid,
+    "tanh": lambda z, alpha, out: np.tanh(z, out=out),
+    "relu": lambda z, alpha, out: np.maximum(z, 0, out=out),
+    "leaky_relu": lambda z, alpha, out: np.copyto(out, np.where(z > 0, z, z * out.dtype.type(alpha))),
+}
+
+_DERIVATIVE = {
+    "identity": lambda z, a, alpha: 1,
+    "sigmoid": lambda z, a, alpha: a * (1 - a),
+    "tanh": lambda z, a, alpha: 1 - a * a,
+    "relu": lambda z, a, alpha: z > 0,
+    "leaky_relu": lambda z, a, alpha: np.where(z > 0, 1, a.dtype.type(alpha)).astype(a.dtype),
+}
+
+ACTIVATIONS = tuple(_FORWARD)
+
+
+def activation_code(name):
+    """Index of activation `name` (ValueError if there is none)."""
+    if name not in _FORWARD:
+        raise ValueError(f"unknown activation {name!r}; choose from {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS.index(name)
+
+
+def _check(name, a, shape):
+    if a.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {a.shape}, expected {tuple(shape)}")
+
+
+def activation_forward(Z, activation, out, alpha=0.01):
+    """out = f(Z) elementwise."""
+    activation_code(activation)
+    _check("out", out, Z.shape)
+    _FORWARD[activation](Z, alpha, out)
+
+
+def activation_backward(Z, A, dA, activation, out, alpha=0.01):
+    """out = dA * f'(Z) elementwise, where A = f(Z)."""
+    activation_code(activation)
+    for name, M in (("A", A), ("dA", dA), ("out", out)):
+        _check(name, M, Z.shape)
+    np.multiply(dA, _DERIVATIVE[activation](Z, A, alpha), out=out)
+
+
+# ---- dense layer ---------------------------------------------------------------
+
+def dense_forward(X, W, b, activation, Z, A, alpha=0.01):
+    """Z = X W + b and A = f(Z) (A may be Z)."""
+    activation_code(activation)
+    n_in, n_out = W.shape
+    _check("X", X, (X.shape[0], n_in))
+    _check("b", b, (n_out,))
+    _check("Z", Z, (X.shape[0], n_out))
+    _check("A", A, (X.shape[0], n_out))
+    np.matmul(X, W, out=Z)
+    Z += b
+    _FORWARD[activation](Z, alpha, A)
+
+
+def dense_backward(X, W, Z, A, dA, activation, dZ, dW, db, dX, alpha=0.01):
+    """dZ = dA * f'(Z), dW = X^T dZ, db = sum_rows dZ, dX = dZ W^T (dX None: skipped)."""
+    activation_code(activation)
+    n, (n_in, n_out) = X.shape[0], W.shape
+    _check("X", X, (n, n_in))
+    for name, M in (("Z", Z), ("A", A), ("dA", dA), ("dZ", dZ)):
+        _check(name, M, (n, n_out))
+    _check("dW", dW, (n_in, n_out))
+    _check("db", db, (n_out,))
+    np.multiply(dA, _DERIVATIVE[activation](Z, A, alpha), out=dZ)
+    np.matmul(X.T, dZ, out=dW)
+    np.sum(dZ, axis=0, out=db)
+    if dX is not None:
+        _check("dX", dX, (n, n_in))
+        np.matmul(dZ, W.T, out=dX)
+
+
+# ---- losses (mean over the batch, weighted by sample_weight) ---------------------
+
+def softmax(Z, out):
+    """out = softmax(Z) row by row (max subtracted first)."""
+    _check("out", out, Z.shape)
+    np.subtract(Z, Z.max(axis=1, keepdims=True), out=out)
+    np.exp(out, out=out)
+    out /= out.sum(axis=1, keepdims=True)
+
+
+def softmax_cross_entropy(Z, y, grad, sample_weight=None):
+    """Mean softmax cross-entropy of logits Z with labels (n,) or targets (n, k);
+    grad = w (softmax(Z) sum(t) - t) / n.  Returns the loss."""
+    n, k = Z.shape
+    _check("grad", grad, Z.shape)
+    if n == 0 or k == 0:
+        raise ValueError("softmax_cross_entropy needs at least one sample and one class")
+    shifted = Z - Z.max(axis=1, keepdims=True)
+    sum_exp = np.exp(shifted).sum(axis=1, dtype=np.float64)
+    log_sum = np.log(sum_exp)
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight has length {w.shape[0]}, expected {n}")
+    softmax(Z, grad)
+    if y.ndim == 1:
+        _check("y", y, (n,))
+        rows = np.arange(n)
+        loss = log_sum - shifted[rows, y]
+        grad[rows, y] -= 1
+    else:
+        _check("y", y, Z.shape)
+        t_sum = y.sum(axis=1, dtype=np.float64)
+        loss = t_sum * log_sum - (y * shifted).sum(axis=1, dtype=np.float64)
+        grad *= t_sum[:, None].astype(grad.dtype)
+        grad -= y
+    grad *= (w / n).astype(grad.dtype)[:, None]
+    return float(np.dot(w, loss) / n)
+
+
+def mean_squared_error(Z, Y, grad, sample_weight=None):
+    """sum_r w_r |Z_r - Y_r|^2 / (2 n k), grad = w (Z - Y) / (n k).  Returns the loss."""
+    n, k = Z.shape
+    _check("Y", Y, Z.shape)
+    _check("grad", grad, Z.shape)
+    if n == 0 or k == 0:
+        raise ValueError("mean_squared_error needs at least one sample and one output")
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight has length {w.shape[0]}, expected {n}")
+    np.subtract(Z, Y, out=grad)
+    per_row = np.einsum("ij,ij->i", grad, grad, dtype=np.float64)
+    grad *= (w / (n * k)).astype(grad.dtype)[:, None]
+    return float(np.dot(w, per_row) / (2 * n * k))
+
+
+# ---- optimizers ---------------------------------------------------------------
+
+def sgd_update(params, grads, velocity, lr, momentum=0.0, nesterov=False):
+    """One SGD step in place (PyTorch's convention, no dampening)."""
+    if momentum == 0:
+        params -= params.dtype.type(lr) * grads
+        return
+    velocity *= velocity.dtype.type(momentum)
+    velocity += grads
+    if nesterov:
+        params -= params.dtype.type(lr) * (grads + velocity.dtype.type(momentum) * velocity)
+    else:
+        params -= params.dtype.type(lr) * velocity
+
+
+def adam_update(params, grads, m, v, lr, beta1, beta2, eps, step):
+    """One Adam step in place (eps outside the square root, bias-corrected, as PyTorch)."""
+    if step < 1:
+        raise ValueError(f"step must be >= 1, got {step}")
+    t = params.dtype.type
+    m *= t(beta1)
+    m += t(1 - beta1) * grads
+    v *= t(beta2)
+    v += t(1 - beta2) * grads * grads
+    step_size = lr / (1 - beta1 ** step)
+    inv_sqrt_bc2 = 1 / np.sqrt(1 - beta2 ** step)
+    denom = np.sqrt(v) * t(inv_sqrt_bc2) + t(eps)
+    params -= t(step_size) * m / denom
+
+
+# ---- the plan -------------------------------------------------------------------
+
+class Plan:
+    """NumPy twin of fastmlp._kernels.plan.Plan: the same train step, layer by
+    layer with the kernels above (one NumPy call per operation)."""
+
+    def __init__(self, layers, params, grads, loss_kind):
+        if not layers:
+            raise ValueError("a plan needs at least one layer")
+        self.dtype = params.dtype
+        self.layers = []
+        for n_in, n_out, act, alpha, w_off, b_off in layers:
+            W = params[w_off:w_off + n_in * n_out].reshape(n_in, n_out)
+            b = params[b_off:b_off + n_out]
+            dW = grads[w_off:w_off + n_in * n_out].reshape(n_in, n_out)
+            db = grads[b_off:b_off + n_out]
+            self.layers.append((W, b, dW, db, ACTIVATIONS[act], alpha))
+        self.params, self.grads = params, grads
+        self.loss_kind = loss_kind
+        self.capacity = 0
+        self.step = 0
+        self.set_sgd(0.01, 0.0, False, None)
+
+    def set_sgd(self, lr, momentum, nesterov, velocity):
+        self.opt = ("sgd", momentum, nesterov)
+        self.lr, self.state = lr, (velocity,)
+
+    def set_adam(self, lr, beta1, beta2, eps, m, v):
+        self.opt = ("adam", beta1, beta2, eps)
+        self.lr, self.state = lr, (m, v)
+
+    def ensure_capacity(self, rows):
+        if rows <= self.capacity:
+            return
+        self.buffers = []
+        for W, _, _, _, act, _ in self.layers:
+            Z = np.empty((rows, W.shape[1]), self.dtype)
+            A = Z if act == "identity" else np.empty_like(Z)
+            self.buffers.append((Z, A, np.empty_like(Z)))
+        self.capacity = rows
+
+    def _forward(self, X):
+        n = X.shape[0]
+        self.ensure_capacity(n)
+        inp = X
+        for (W, b, _, _, act, alpha), (Z, A, _) in zip(self.layers, self.buffers):
+            dense_forward(inp, W, b, act, Z[:n], A[:n], alpha)
+            inp = A[:n]
+        return inp
+
+    def _loss(self, out, y, sample_weight, grad):
+        if self.loss_kind == 0:
+            return softmax_cross_entropy(out, y, grad, sample_weight)
+        return mean_squared_error(out, y, grad, sample_weight)
+
+    def forward_backward(self, X, y, sample_weight=None):
+        n = X.shape[0]
+        out = self._forward(X)
+        dA = self.buffers[-1][2][:n]
+        loss = self._loss(out, y, sample_weight, dA)
+        if not np.isfinite(loss):
+            return loss
+        for i in range(len(self.layers) - 1, -1, -1):
+            W, _, dW, db, act, alpha = self.layers[i]
+            Z, A, dZ = (buf[:n] for buf in self.buffers[i])
+            inp = X if i == 0 else self.buffers[i - 1][1][:n]
+            dX = None if i == 0 else self.buffers[i - 1][2][:n]
+            # dZ holds dLoss/dA on entry; dense_backward turns it into dLoss/dZ in place
+            dense_backward(inp, W, Z, A, dZ, act, dZ, dW, db, dX, alpha)
+        return loss
+
+    def apply_update(self):
+        self.step += 1
+        if self.opt[0] == "adam":
+            _, beta1, beta2, eps = self.opt
+            adam_update(self.params, self.grads, *self.state, self.lr, beta1, beta2, eps,
+                        self.step)
+        else:
+            _, momentum, nesterov = self.opt
+            sgd_update(self.params, self.grads, self.state[0], self.lr, momentum, nesterov)
+
+    def train_step(self, X, y, sample_weight=None):
+        loss = self.forward_backward(X, y, sample_weight)
+        if np.isfinite(loss):
+            self.apply_update()
+        return loss
+
+    def loss(self, X, y, sample_weight=None):
+        out = self._forward(X)
+        return self._loss(out, y, sample_weight, np.empty_like(out))
+
+    def train_epoch(self, X, y, order, batch_size, losses, sample_weight=None):
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        n_batches = -(-order.shape[0] // batch_size)
+        for i in range(n_batches):
+            idx = order[i * batch_size:(i + 1) * batch_size]
+            sw = None if sample_weight is None else sample_weight[idx]
+            losses[i] = self.train_step(X[idx], y[idx], sw)
+            if not np.isfinite(losses[i]):
+                return i + 1
+        return n_batches
+
+    def predict(self, X, out, output_transform=True):
+        if X.shape[0] == 0:
+            return out
+        out[...] = self._forward(X)
+        if output_transform and self.loss_kind == 0:
+            softmax(out, out)
+        return out

@@ -1,0 +1,92 @@
+"""Input checks for every public entry point.
+
+The kernels run with bounds checks off, so these are the only guard: anything
+a user can pass either becomes a C-contiguous array of the model's dtype with
+the right shape and finite values, or raises a ValueError that names the
+problem.  Arrays are copied only when their dtype or layout requires it.
+"""
+import numpy as np
+
+_REJECTED_KINDS = {"b": "bool", "c": "complex", "O": "object", "U": "string", "S": "bytes",
+                   "V": "structured", "M": "datetime", "m": "timedelta"}
+
+
+def _numeric(a, name):
+    a = np.asarray(a)
+    if a.dtype.kind in _REJECTED_KINDS:
+        raise ValueError(f"{name} has {_REJECTED_KINDS[a.dtype.kind]} dtype {a.dtype}; "
+                         f"a real numeric array is needed")
+    return a
+
+
+def _all_finite(a):
+    # min and max propagate NaN and reach +-inf, and allocate nothing
+    return a.size == 0 or (np.isfinite(a.min()) and np.isfinite(a.max()))
+
+
+def check_features(X, n_features, dtype, name="X"):
+    """X as a C-contiguous (n, n_features) array of `dtype` with finite values."""
+    X = _numeric(X, name)
+    if X.ndim != 2:
+        hint = " (reshape a single sample with x.reshape(1, -1))" if X.ndim == 1 else ""
+        raise ValueError(f"{name} must be 2-D of shape (n_samples, n_features), got shape "
+                         f"{X.shape}{hint}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} is empty: it has 0 samples")
+    if X.shape[1] == 0:
+        raise ValueError(f"{name} has 0 features")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(f"{name} has {X.shape[1]} features, but the model expects {n_features}")
+    X = np.ascontiguousarray(X, dtype=dtype)
+    if not _all_finite(X):
+        raise ValueError(f"{name} contains NaN or infinity (after conversion to {np.dtype(dtype)})")
+    return X
+
+
+def check_classification_target(y, n_samples, n_classes, dtype, name="y"):
+    """Integer labels (n,) as int64 in [0, n_classes), or target distributions
+    (n, n_classes) as `dtype`."""
+    y = _numeric(y, name)
+    if y.ndim == 2:
+        if y.shape != (n_samples, n_classes):
+            raise ValueError(f"{name} as targets must have shape ({n_samples}, {n_classes}), "
+                             f"got {y.shape}")
+        y = np.ascontiguousarray(y, dtype=dtype)
+        if not _all_finite(y):
+            raise ValueError(f"{name} contains NaN or infinity")
+        return y
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be 1-D class labels or 2-D targets, got shape {y.shape}")
+    if y.shape[0] != n_samples:
+        raise ValueError(f"{name} has {y.shape[0]} samples, X has {n_samples}")
+    if y.dtype.kind == "f":
+        if not _all_finite(y):
+            raise ValueError(f"{name} contains NaN or infinity")
+        if np.any(y != np.floor(y)):
+            raise ValueError(f"{name} holds non-integer class labels; labels must be integers "
+                             f"in [0, {n_classes})")
+    low, high = y.min(), y.max()
+    if low < 0 or high >= n_classes:
+        bad = low if low < 0 else high
+        raise ValueError(f"{name} holds label {bad!r} outside [0, {n_classes}): the last layer "
+                         f"has {n_classes} units, one per class")
+    return np.ascontiguousarray(y, dtype=np.int64)
+
+
+def check_regression_target(y, n_samples, n_outputs, dtype, name="y"):
+    """Targets as a C-contiguous (n, n_outputs) array of `dtype` ((n,) allowed for one output)."""
+    y = _numeric(y, name)
+    if y.ndim == 1 and n_outputs == 1:
+        y = y.reshape(-1, 1)
+    if y.ndim != 2 or y.shape != (n_samples, n_outputs):
+        raise ValueError(f"{name} must have shape ({n_samples}, {n_outputs}), got {y.shape}")
+    y = np.ascontiguousarray(y, dtype=dtype)
+    if not _all_finite(y):
+        raise ValueError(f"{name} contains NaN or infinity")
+    return y
+
+
+def check_positive_int(value, name, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
