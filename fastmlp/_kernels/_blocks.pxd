@@ -12,6 +12,11 @@ from libc.math cimport sqrt, pow
 from fastmlp._kernels._blas cimport gemm
 from fastmlp._kernels._cfm cimport bias_activation, activation_backward, column_sums
 
+cdef extern from "fm_fpu.h" nogil:
+    # subnormals flushed to zero for the calling thread; returns the state to restore
+    unsigned int flush_denormals_begin "fm_flush_denormals_begin" ()
+    void flush_denormals_end "fm_flush_denormals_end" (unsigned int saved)
+
 
 cdef inline Py_ssize_t share_lo(Py_ssize_t n, int tid, int nt) noexcept nogil:
     """First index of thread tid's share of range(n)."""

@@ -10,7 +10,7 @@ from cython.parallel cimport parallel, threadid
 from fastmlp._kernels._cfm cimport (FM_N_ACTIVATIONS, fm_activation_name,
                                     activation_forward as c_forward,
                                     activation_backward as c_backward)
-from fastmlp._kernels._blocks cimport share_lo
+from fastmlp._kernels._blocks cimport flush_denormals_begin, flush_denormals_end, share_lo
 from fastmlp._kernels._runtime cimport threads_for
 
 include "_checks.pxi"
@@ -41,12 +41,14 @@ def activation_forward(const floating[:, ::1] Z, str activation, floating[:, ::1
     if rows == 0 or cols == 0:
         return
     cdef int nt = threads_for(<double>rows * cols / 8), tid
+    cdef unsigned int fpu
     with nogil, parallel(num_threads=nt):
+        fpu = flush_denormals_begin()
         tid = threadid()
         r0 = share_lo(rows, tid, nt)
         r1 = share_lo(rows, tid + 1, nt)
         c_forward(act, alpha, &Z[0, 0] + r0 * cols, &out[0, 0] + r0 * cols, (r1 - r0) * cols)
-
+        flush_denormals_end(fpu)
 
 def activation_backward(const floating[:, ::1] Z, const floating[:, ::1] A,
                         const floating[:, ::1] dA, str activation, floating[:, ::1] out,
@@ -64,9 +66,12 @@ def activation_backward(const floating[:, ::1] Z, const floating[:, ::1] A,
     if rows == 0 or cols == 0:
         return
     cdef int nt = threads_for(<double>rows * cols / 8), tid
+    cdef unsigned int fpu
     with nogil, parallel(num_threads=nt):
+        fpu = flush_denormals_begin()
         tid = threadid()
         r0 = share_lo(rows, tid, nt)
         r1 = share_lo(rows, tid + 1, nt)
         c_backward(act, alpha, &Z[0, 0] + r0 * cols, &A[0, 0] + r0 * cols,
                    &dA[0, 0] + r0 * cols, &out[0, 0] + r0 * cols, (r1 - r0) * cols)
+        flush_denormals_end(fpu)

@@ -13,7 +13,8 @@ from cython cimport floating
 from cython.parallel cimport parallel, threadid
 from libc.string cimport memcpy
 from fastmlp._kernels._blocks cimport (share_lo, dense_forward_rows, dense_param_grad_share,
-                                       dense_input_grad_rows, activation_backward_rows)
+                                       dense_input_grad_rows, activation_backward_rows,
+                                       flush_denormals_begin, flush_denormals_end)
 from fastmlp._kernels._runtime cimport threads_for, blas_enter, blas_leave
 from fastmlp._kernels.activations import activation_code
 
@@ -40,11 +41,14 @@ def dense_forward(const floating[:, ::1] X, const floating[:, ::1] W, const floa
         return
     nt = threads_for(<double>rows * n_in * n_out)
     blas_enter()
+    cdef unsigned int fpu
     with nogil, parallel(num_threads=nt):
+        fpu = flush_denormals_begin()
         tid = threadid()
         dense_forward_rows(&X[0, 0], &W[0, 0], &b[0], &Z[0, 0], &A[0, 0],
                            share_lo(rows, tid, nt), share_lo(rows, tid + 1, nt),
                            n_in, n_out, act, alpha)
+        flush_denormals_end(fpu)
     blas_leave()
 
 
@@ -82,7 +86,9 @@ def dense_backward(const floating[:, ::1] X, const floating[:, ::1] W,
     nt = threads_for(<double>rows * n_in * n_out)
     blas_enter()
     # 1) each thread: its rows of dZ = dA * f'(Z), then the same rows of dX = dZ W^T
+    cdef unsigned int fpu
     with nogil, parallel(num_threads=nt):
+        fpu = flush_denormals_begin()
         tid = threadid()
         r0 = share_lo(rows, tid, nt)
         r1 = share_lo(rows, tid + 1, nt)
@@ -92,9 +98,12 @@ def dense_backward(const floating[:, ::1] X, const floating[:, ::1] W,
         activation_backward_rows(&Z[0, 0], &A[0, 0], &dZ[0, 0], r0, r1, n_out, act, alpha)
         if want_dx:
             dense_input_grad_rows(&dZ[0, 0], &W[0, 0], &dX[0, 0], r0, r1, n_in, n_out)
+        flush_denormals_end(fpu)
     # 2) dW and db need every row of dZ: a second region, split over parameters
     with nogil, parallel(num_threads=nt):
+        fpu = flush_denormals_begin()
         tid = threadid()
         dense_param_grad_share(&X[0, 0], &dZ[0, 0], &dW[0, 0], &db[0], rows, n_in, n_out,
                                tid, nt)
+        flush_denormals_end(fpu)
     blas_leave()

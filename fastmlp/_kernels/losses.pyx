@@ -12,7 +12,7 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 from fastmlp._kernels._cfm cimport (softmax_xent_labels, softmax_xent_targets,
                                     softmax as c_softmax, squared_error)
-from fastmlp._kernels._blocks cimport share_lo
+from fastmlp._kernels._blocks cimport flush_denormals_begin, flush_denormals_end, share_lo
 from fastmlp._kernels._runtime cimport threads_for
 
 include "_checks.pxi"
@@ -38,7 +38,9 @@ cdef double _reduce_rows(int kind, const floating *z, const int64_t *labels,
         scale = 1.0 / rows
     else:  # MSE, the 1/2 mean convention: d/dz (z - y)^2 / (2 n m) = (z - y) / (n m)
         scale = 1.0 / (<double>rows * cols)
+    cdef unsigned int fpu
     with parallel(num_threads=nt):
+        fpu = flush_denormals_begin()
         tid = threadid()
         r0 = share_lo(rows, tid, nt)
         r1 = share_lo(rows, tid + 1, nt)
@@ -54,6 +56,7 @@ cdef double _reduce_rows(int kind, const floating *z, const int64_t *labels,
             parts[tid] = squared_error(z + r0 * cols, targets + r0 * cols,
                                        w + r0 if w != NULL else NULL, g + r0 * cols,
                                        r1 - r0, cols, scale)
+        flush_denormals_end(fpu)
     if parts != &total:
         for tid in range(nt):
             total += parts[tid]
@@ -143,8 +146,11 @@ def softmax(const floating[:, ::1] Z, floating[:, ::1] out):
     if rows == 0 or cols == 0:
         return
     cdef int nt = threads_for(<double>rows * cols * 4), tid
+    cdef unsigned int fpu
     with nogil, parallel(num_threads=nt):
+        fpu = flush_denormals_begin()
         tid = threadid()
         r0 = share_lo(rows, tid, nt)
         r1 = share_lo(rows, tid + 1, nt)
         c_softmax(&Z[0, 0] + r0 * cols, &out[0, 0] + r0 * cols, r1 - r0, cols)
+        flush_denormals_end(fpu)

@@ -6,7 +6,7 @@ contiguous shares of the buffer (multiples of 16 elements, whole cache lines).
 from cython cimport floating
 from cython.parallel cimport parallel, threadid
 from fastmlp._kernels._cfm cimport sgd_update as c_sgd, adam_update as c_adam
-from fastmlp._kernels._blocks cimport chunk_lo, adam_scales
+from fastmlp._kernels._blocks cimport flush_denormals_begin, flush_denormals_end, chunk_lo, adam_scales
 from fastmlp._kernels._runtime cimport threads_for
 
 include "_checks.pxi"
@@ -27,12 +27,14 @@ def sgd_update(floating[::1] params, const floating[::1] grads, floating[::1] ve
     if n == 0:
         return
     cdef int nt = threads_for(<double>n / 4), tid
+    cdef unsigned int fpu
     with nogil, parallel(num_threads=nt):
+        fpu = flush_denormals_begin()
         tid = threadid()
         lo = chunk_lo(n, tid, nt)
         hi = chunk_lo(n, tid + 1, nt)
         c_sgd(&params[0] + lo, &grads[0] + lo, &velocity[0] + lo, hi - lo, lr, momentum, nesterov)
-
+        flush_denormals_end(fpu)
 
 def adam_update(floating[::1] params, const floating[::1] grads, floating[::1] m,
                 floating[::1] v, double lr, double beta1, double beta2, double eps, long step):
@@ -55,9 +57,12 @@ def adam_update(floating[::1] params, const floating[::1] grads, floating[::1] m
     cdef double step_size, inv_sqrt_bc2
     adam_scales(lr, beta1, beta2, step, &step_size, &inv_sqrt_bc2)
     cdef int nt = threads_for(<double>n / 2), tid
+    cdef unsigned int fpu
     with nogil, parallel(num_threads=nt):
+        fpu = flush_denormals_begin()
         tid = threadid()
         lo = chunk_lo(n, tid, nt)
         hi = chunk_lo(n, tid + 1, nt)
         c_adam(&params[0] + lo, &grads[0] + lo, &m[0] + lo, &v[0] + lo, hi - lo,
                beta1, beta2, eps, step_size, inv_sqrt_bc2)
+        flush_denormals_end(fpu)

@@ -36,13 +36,17 @@ from libc.math cimport isfinite
 from cpython.exc cimport PyErr_CheckSignals
 
 import numpy as np
+cimport numpy as cnp
+
+cnp.import_array()
 
 from fastmlp._kernels._cfm cimport (softmax_xent_labels, softmax_xent_targets,
                                     softmax as c_softmax, squared_error,
                                     sgd_update as c_sgd, adam_update as c_adam)
 from fastmlp._kernels._blocks cimport (share_lo, chunk_lo, adam_scales, dense_forward_rows,
                                        dense_param_grad_share, dense_input_grad_rows,
-                                       activation_backward_rows)
+                                       activation_backward_rows, flush_denormals_begin,
+                                       flush_denormals_end)
 from fastmlp._kernels._runtime cimport threads_for, num_threads, blas_enter, blas_leave
 
 cdef enum:
@@ -236,8 +240,11 @@ cdef double _step(Step *s, Batch *bt, bint backward, bint update, int nt,
     cdef double total = 0.0
     cdef const floating *x
     cdef Py_ssize_t lo, hi
+    cdef unsigned int fpu
     with parallel(num_threads=nt):
+        fpu = flush_denormals_begin()
         _region_forward(s, bt, threadid(), nt, dummy)
+        flush_denormals_end(fpu)
     for tid in range(nt):
         total += s.loss_parts[tid]
     if s.loss_kind == LOSS_SCE:
@@ -251,7 +258,9 @@ cdef double _step(Step *s, Batch *bt, bint backward, bint update, int nt,
         _prepare_update(s)
     for l in range(L - 1, -1, -1):
         with parallel(num_threads=nt):
+            fpu = flush_denormals_begin()
             _region_backward(s, x, bt.rows, l, update, threadid(), nt)
+            flush_denormals_end(fpu)
     return total
 
 
@@ -259,11 +268,14 @@ cdef void _apply_update(Step *s, int nt, const floating *dummy) noexcept nogil:
     """The optimizer update of the whole flat buffer, from the stored gradient."""
     cdef int tid
     cdef Py_ssize_t lo
+    cdef unsigned int fpu
     _prepare_update(s)
     with parallel(num_threads=nt):
+        fpu = flush_denormals_begin()
         tid = threadid()
         lo = chunk_lo(s.n_params, tid, nt)
         _update_span(s, lo, chunk_lo(s.n_params, tid + 1, nt) - lo, dummy)
+        flush_denormals_end(fpu)
 
 
 cdef int _predict(Step *s, const floating *x, floating *out, Py_ssize_t rows,
@@ -275,6 +287,7 @@ cdef int _predict(Step *s, const floating *x, floating *out, Py_ssize_t rows,
     cdef int tid, l, L = s.n_layers
     cdef int failed = 0
     cdef int *failed_p = &failed
+    cdef unsigned int fpu
     cdef Py_ssize_t r0, r1, b0, m
     cdef floating *scratch
     cdef floating *dst
@@ -282,6 +295,7 @@ cdef int _predict(Step *s, const floating *x, floating *out, Py_ssize_t rows,
     cdef floating *P = <floating *>s.params
     cdef LayerSpec *lay
     with parallel(num_threads=nt):
+        fpu = flush_denormals_begin()
         tid = threadid()
         r0 = share_lo(rows, tid, nt)
         r1 = share_lo(rows, tid + 1, nt)
@@ -306,19 +320,33 @@ cdef int _predict(Step *s, const floating *x, floating *out, Py_ssize_t rows,
                           m, s.layers[L - 1].n_out)
             b0 = b0 + m
         free(scratch)
+        flush_denormals_end(fpu)
     return -failed
 
 
 # ---- the Python face --------------------------------------------------------
 
-cdef double _empty_sentinel[1]
-
-
 cdef char *_address(a) except NULL:
     """Address of a C-contiguous ndarray's data (it must outlive its use)."""
-    if a.size == 0:
-        return <char *>_empty_sentinel  # never read: sizes are zero
-    return <char *><size_t>a.__array_interface__["data"][0]
+    if not isinstance(a, cnp.ndarray):
+        raise TypeError(f"expected a NumPy array, got {type(a).__name__}")
+    return <char *>cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
+cdef inline bint _is_matrix(a, int typenum, Py_ssize_t cols):
+    """a is a C-contiguous 2-D ndarray of dtype `typenum` with `cols` columns (-1: any)."""
+    return (isinstance(a, cnp.ndarray) and cnp.PyArray_NDIM(<cnp.ndarray>a) == 2
+            and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)
+            and (cols < 0 or cnp.PyArray_DIM(<cnp.ndarray>a, 1) == cols))
+
+
+cdef inline bint _is_vector(a, int typenum, Py_ssize_t n):
+    """a is a C-contiguous 1-D ndarray of dtype `typenum` and length n (-1: any)."""
+    return (isinstance(a, cnp.ndarray) and cnp.PyArray_NDIM(<cnp.ndarray>a) == 1
+            and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)
+            and (n < 0 or cnp.PyArray_DIM(<cnp.ndarray>a, 0) == n))
 
 
 cdef class Plan:
@@ -333,6 +361,7 @@ cdef class Plan:
     """
     cdef Step s
     cdef readonly object dtype
+    cdef int typenum
     cdef bint is_double
     cdef Py_ssize_t capacity, gather_capacity
     cdef int width
@@ -356,6 +385,7 @@ cdef class Plan:
             raise ValueError("params and grads must be writeable 1-D contiguous arrays of one size")
         self.dtype = params.dtype
         self.is_double = params.dtype == np.float64
+        self.typenum = cnp.NPY_FLOAT64 if self.is_double else cnp.NPY_FLOAT32
         self._params = params
         self._grads = grads
         self.s.layers = <LayerSpec *>malloc(L * sizeof(LayerSpec))
@@ -479,38 +509,35 @@ cdef class Plan:
         """Check the arrays against the plan (shapes, dtypes, contiguity) and describe them."""
         cdef Batch bt
         cdef int n_in = self.s.layers[0].n_in, k = self.s.layers[self.s.n_layers - 1].n_out
-        if X.dtype != self.dtype or X.ndim != 2 or X.shape[1] != n_in or not X.flags.c_contiguous:
+        cdef int typenum = self.typenum
+        cdef Py_ssize_t n_src
+        if not _is_matrix(X, typenum, n_in):
             raise ValueError(f"X must be a C-contiguous {self.dtype} array of shape (n, {n_in})")
-        bt.rows = X.shape[0] if order is None else order.shape[0]
+        n_src = cnp.PyArray_DIM(<cnp.ndarray>X, 0)
+        bt.rows = n_src if order is None else len(order)
         if bt.rows == 0:
             raise ValueError("the batch is empty")
-        n_src = X.shape[0]
         bt.x = _address(X)
         bt.labels = NULL
         bt.targets = NULL
         bt.weights = NULL
         bt.order = NULL
-        if y.ndim == 1:
-            if self.s.loss_kind != LOSS_SCE or y.dtype != np.int64 or not y.flags.c_contiguous:
-                raise ValueError("1-D y must be C-contiguous int64 class labels "
-                                 "(softmax cross-entropy only)")
-            if y.shape[0] != n_src:
-                raise ValueError(f"y has {y.shape[0]} rows, X has {n_src}")
+        if _is_vector(y, cnp.NPY_INT64, n_src):
+            if self.s.loss_kind != LOSS_SCE:
+                raise ValueError("class labels need the softmax cross-entropy loss")
             bt.labels = <const int64_t *>_address(y)
-        else:
-            if y.dtype != self.dtype or y.ndim != 2 or y.shape != (n_src, k) \
-                    or not y.flags.c_contiguous:
-                raise ValueError(f"2-D y must be a C-contiguous {self.dtype} array of shape "
-                                 f"({n_src}, {k})")
+        elif _is_matrix(y, typenum, k) and cnp.PyArray_DIM(<cnp.ndarray>y, 0) == n_src:
             bt.targets = _address(y)
+        else:
+            raise ValueError(f"y must be C-contiguous int64 labels of shape ({n_src},) or "
+                             f"{self.dtype} targets of shape ({n_src}, {k})")
         if sample_weight is not None:
-            if sample_weight.dtype != self.dtype or sample_weight.shape != (n_src,) \
-                    or not sample_weight.flags.c_contiguous:
+            if not _is_vector(sample_weight, typenum, n_src):
                 raise ValueError(f"sample_weight must be a C-contiguous {self.dtype} array "
                                  f"of shape ({n_src},)")
             bt.weights = _address(sample_weight)
         if order is not None:
-            if order.dtype != np.int64 or order.ndim != 1 or not order.flags.c_contiguous:
+            if not _is_vector(order, cnp.NPY_INT64, -1):
                 raise ValueError("order must be a C-contiguous 1-D int64 array")
             bt.order = <const int64_t *>_address(order)
         return bt
@@ -588,9 +615,9 @@ cdef class Plan:
         """out = the network's output for X (softmax probabilities for the softmax
         cross-entropy loss when output_transform, else the raw last layer)."""
         cdef int n_in = self.s.layers[0].n_in, k = self.s.layers[self.s.n_layers - 1].n_out
-        if X.dtype != self.dtype or X.ndim != 2 or X.shape[1] != n_in or not X.flags.c_contiguous:
+        if not _is_matrix(X, self.typenum, n_in):
             raise ValueError(f"X must be a C-contiguous {self.dtype} array of shape (n, {n_in})")
-        if out.dtype != self.dtype or out.shape != (X.shape[0], k) or not out.flags.c_contiguous \
+        if not _is_matrix(out, self.typenum, k) or out.shape[0] != X.shape[0] \
                 or not out.flags.writeable:
             raise ValueError(f"out must be a writeable C-contiguous {self.dtype} array of shape "
                              f"({X.shape[0]}, {k})")
