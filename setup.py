@@ -67,7 +67,8 @@ class BuildExt(build_ext):
 
 
 compile_args = [] if sys.platform == "win32" else ["-O3", "-std=c99", "-fno-math-errno",
-                                                   "-Wno-unused-function"]
+                                                   "-Wno-unused-function",
+                                                   "-Wno-maybe-uninitialized"]
 extensions = [
     Extension(
         f"fastmlp._kernels.{name}",

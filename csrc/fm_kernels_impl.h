@@ -32,8 +32,8 @@ static inline FM_T FM_FN(tanh)(FM_T z, FM_T alpha) { (void)alpha; return FM_TANH
 static inline FM_T FM_FN(tanh_grad)(FM_T z, FM_T a, FM_T alpha)
 { (void)z; (void)alpha; return (FM_T)1 - a * a; }
 
-/* f(z) = max(z, 0) */
-static inline FM_T FM_FN(relu)(FM_T z, FM_T alpha) { (void)alpha; return z > 0 ? z : (FM_T)0; }
+/* f(z) = max(z, 0); NaN stays NaN (a diverged model must not look healthy) */
+static inline FM_T FM_FN(relu)(FM_T z, FM_T alpha) { (void)alpha; return z < 0 ? (FM_T)0 : z; }
 /* f' = [z > 0] */
 static inline FM_T FM_FN(relu_grad)(FM_T z, FM_T a, FM_T alpha)
 { (void)a; (void)alpha; return z > 0 ? (FM_T)1 : (FM_T)0; }
@@ -226,31 +226,58 @@ static FM_HOT double FM_FN(squared_error)(const FM_T *z, const FM_T *y, const FM
 }
 
 
+/* ---- finiteness ------------------------------------------------------------ */
+
+/* 1 if x[r, c0:c1] is finite for every row r < rows of a (rows, ld) block, else 0.
+ * x - x is 0 for finite x and NaN for inf or NaN, and the sum stays NaN. */
+static FM_HOT int FM_FN(block_finite)(const FM_T *x, ptrdiff_t rows, ptrdiff_t ld,
+                                      ptrdiff_t c0, ptrdiff_t c1)
+{
+    FM_T acc = 0;
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        const FM_T *xr = x + r * ld;
+        for (ptrdiff_t c = c0; c < c1; c++) acc += xr[c] - xr[c];
+    }
+    return acc == 0;
+}
+
+
 /* ---- optimizer updates: read and write each parameter once ---------------- */
+/* Each returns 1 if every updated parameter is finite, else 0 (fused check). */
 
 /*
  * SGD, PyTorch convention (no dampening):
  *   momentum == 0:  p -= lr g
  *   otherwise:      v = mu v + g;  p -= lr v        (nesterov: p -= lr (g + mu v))
  */
-static FM_HOT void FM_FN(sgd_update)(FM_T *p, const FM_T *g, FM_T *v, ptrdiff_t n,
-                                     FM_T lr, FM_T mu, int nesterov)
+static FM_HOT int FM_FN(sgd_update)(FM_T *p, const FM_T *g, FM_T *v, ptrdiff_t n,
+                                    FM_T lr, FM_T mu, int nesterov)
 {
+    FM_T acc = 0;
     if (mu == 0) {
-        for (ptrdiff_t i = 0; i < n; i++) p[i] -= lr * g[i];
+        for (ptrdiff_t i = 0; i < n; i++) {
+            FM_T pi = p[i] - lr * g[i];
+            p[i] = pi;
+            acc += pi - pi;
+        }
     } else if (nesterov) {
         for (ptrdiff_t i = 0; i < n; i++) {
             FM_T vi = mu * v[i] + g[i];
+            FM_T pi = p[i] - lr * (g[i] + mu * vi);
             v[i] = vi;
-            p[i] -= lr * (g[i] + mu * vi);
+            p[i] = pi;
+            acc += pi - pi;
         }
     } else {
         for (ptrdiff_t i = 0; i < n; i++) {
             FM_T vi = mu * v[i] + g[i];
+            FM_T pi = p[i] - lr * vi;
             v[i] = vi;
-            p[i] -= lr * vi;
+            p[i] = pi;
+            acc += pi - pi;
         }
     }
+    return acc == 0;
 }
 
 /*
@@ -259,17 +286,20 @@ static FM_HOT void FM_FN(sgd_update)(FM_T *p, const FM_T *g, FM_T *v, ptrdiff_t 
  *   p -= step_size * m / (sqrt(v) * inv_sqrt_bc2 + eps)
  * where step_size = lr / (1 - b1^t) and inv_sqrt_bc2 = 1 / sqrt(1 - b2^t).
  */
-static FM_HOT void FM_FN(adam_update)(FM_T *p, const FM_T *g, FM_T *m, FM_T *v, ptrdiff_t n,
-                                      FM_T b1, FM_T b2, FM_T eps, FM_T step_size,
-                                      FM_T inv_sqrt_bc2)
+static FM_HOT int FM_FN(adam_update)(FM_T *p, const FM_T *g, FM_T *m, FM_T *v, ptrdiff_t n,
+                                     FM_T b1, FM_T b2, FM_T eps, FM_T step_size,
+                                     FM_T inv_sqrt_bc2)
 {
-    FM_T c1 = (FM_T)1 - b1, c2 = (FM_T)1 - b2;
+    FM_T c1 = (FM_T)1 - b1, c2 = (FM_T)1 - b2, acc = 0;
     for (ptrdiff_t i = 0; i < n; i++) {
         FM_T gi = g[i];
         FM_T mi = b1 * m[i] + c1 * gi;
         FM_T vi = b2 * v[i] + c2 * gi * gi;
+        FM_T pi = p[i] - step_size * mi / (FM_SQRT(vi) * inv_sqrt_bc2 + eps);
         m[i] = mi;
         v[i] = vi;
-        p[i] -= step_size * mi / (FM_SQRT(vi) * inv_sqrt_bc2 + eps);
+        p[i] = pi;
+        acc += pi - pi;
     }
+    return acc == 0;
 }

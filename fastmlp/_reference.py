@@ -18,10 +18,12 @@ __all__ = [
 # ---- activations: f(z, alpha) and f'(z, a, alpha) with a = f(z) ----------------
 
 def _sigmoid(z, alpha, out):
-    # 1 / (1 + e^-z) through e^-|z|, so no overflow
+    # 1 / (1 + e^-z) through e^-|z|, so no overflow; the mask is taken before
+    # out is written, since out may be z
+    negative = z < 0
     e = np.exp(-np.abs(z))
     np.divide(1.0, 1.0 + e, out=out)
-    np.multiply(out, e, out=out, where=z < 0)
+    np.multiply(out, e, out=out, where=negative)
     return out
 
 
@@ -209,6 +211,7 @@ class Plan:
         self.loss_kind = loss_kind
         self.capacity = 0
         self.step = 0
+        self.status = 0  # as the native Plan: 1 loss, 2 gradient, 3 parameters not finite
         self.set_sgd(0.01, 0.0, False, None)
 
     def set_sgd(self, lr, momentum, nesterov, velocity):
@@ -245,10 +248,12 @@ class Plan:
 
     def forward_backward(self, X, y, sample_weight=None):
         n = X.shape[0]
+        self.status = 0
         out = self._forward(X)
         dA = self.buffers[-1][2][:n]
         loss = self._loss(out, y, sample_weight, dA)
         if not np.isfinite(loss):
+            self.status = 1
             return loss
         for i in range(len(self.layers) - 1, -1, -1):
             W, _, dW, db, act, alpha = self.layers[i]
@@ -257,9 +262,12 @@ class Plan:
             dX = None if i == 0 else self.buffers[i - 1][2][:n]
             # dZ holds dLoss/dA on entry; dense_backward turns it into dLoss/dZ in place
             dense_backward(inp, W, Z, A, dZ, act, dZ, dW, db, dX, alpha)
+        if not np.isfinite(self.grads).all():
+            self.status = 2
         return loss
 
     def apply_update(self):
+        self.status = 0
         self.step += 1
         if self.opt[0] == "adam":
             _, beta1, beta2, eps = self.opt
@@ -268,10 +276,12 @@ class Plan:
         else:
             _, momentum, nesterov = self.opt
             sgd_update(self.params, self.grads, self.state[0], self.lr, momentum, nesterov)
+        if not np.isfinite(self.params).all():
+            self.status = 3
 
     def train_step(self, X, y, sample_weight=None):
         loss = self.forward_backward(X, y, sample_weight)
-        if np.isfinite(loss):
+        if self.status == 0:
             self.apply_update()
         return loss
 
@@ -287,7 +297,7 @@ class Plan:
             idx = order[i * batch_size:(i + 1) * batch_size]
             sw = None if sample_weight is None else sample_weight[idx]
             losses[i] = self.train_step(X[idx], y[idx], sw)
-            if not np.isfinite(losses[i]):
+            if self.status != 0:
                 return i + 1
         return n_batches
 

@@ -1,5 +1,6 @@
 """One knob for both thread pools: fastmlp's OpenMP threads and the BLAS's."""
 import contextlib
+import numbers
 
 from ._kernels import _runtime
 
@@ -20,8 +21,9 @@ def set_num_threads(n):
     n : int >= 1
     """
     global _blas_limiter
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"the number of threads must be an integer >= 1, got {n!r}")
+    n = int(n)
     _runtime.set_native_threads(n)
     try:
         from threadpoolctl import threadpool_limits

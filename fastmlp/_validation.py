@@ -67,8 +67,8 @@ def check_classification_target(y, n_samples, n_classes, dtype, name="y"):
                              f"in [0, {n_classes})")
     low, high = y.min(), y.max()
     if low < 0 or high >= n_classes:
-        bad = low if low < 0 else high
-        raise ValueError(f"{name} holds label {bad!r} outside [0, {n_classes}): the last layer "
+        bad = (low if low < 0 else high).item()
+        raise ValueError(f"{name} holds label {bad} outside [0, {n_classes}): the last layer "
                          f"has {n_classes} units, one per class")
     return np.ascontiguousarray(y, dtype=np.int64)
 

@@ -12,11 +12,14 @@ def _train(backend, X_train, y_train, X_test, y_test, hidden, epochs, batch_size
     layers = [fm.Dense(units, activation="relu") for units in hidden]
     layers.append(fm.Dense(int(y_train.max()) + 1))
     model = fm.Sequential(layers, input_dim=X_train.shape[1], seed=seed, backend=backend)
-    model.compile(loss="softmax_cross_entropy", optimizer=fm.Adam(lr=lr), metrics=["accuracy"])  # evaluated after fit
+    # no per-epoch metrics: accuracy is measured once after training, so the
+    # timing covers training alone
+    model.compile(loss="softmax_cross_entropy", optimizer=fm.Adam(lr=lr))
     start = time.perf_counter()
     model.fit(X_train, y_train, epochs=epochs, batch_size=batch_size, verbose=0)
     elapsed = time.perf_counter() - start
-    return model.evaluate(X_test, y_test)["accuracy"], epochs * len(X_train) / elapsed, elapsed
+    accuracy = float(np.mean(model.predict(X_test).argmax(axis=1) == y_test))
+    return accuracy, epochs * len(X_train) / elapsed, elapsed
 
 
 def demo(args):

@@ -182,9 +182,8 @@ class Sequential:
         x = self._check_X(x)
         y = self._check_y(y, x.shape[0])
         loss = self._plan.train_step(x, y)
-        if not np.isfinite(loss):
-            raise FloatingPointError(f"the loss is {loss}; the step was not applied. Lower the "
-                                     "learning rate or scale the inputs")
+        if self._plan.status:
+            raise _divergence_error(self._plan.status, loss, "in train_step")
         return loss
 
     def fit(self, X, y, epochs=1, batch_size=32, shuffle=True, verbose=1,
@@ -250,11 +249,9 @@ class Sequential:
                     print(f"interrupted in epoch {epoch + 1}; the model holds the weights after "
                           "the last completed batch")
                 break
-            if done < n_batches or not np.isfinite(batch_losses[done - 1]):
-                raise FloatingPointError(
-                    f"the loss became {batch_losses[done - 1]} at epoch {epoch + 1}, batch {done}; "
-                    "training stopped before that batch's update. Lower the learning rate or "
-                    "scale the inputs")
+            if self._plan.status:
+                raise _divergence_error(self._plan.status, batch_losses[done - 1],
+                                        f"at epoch {epoch + 1}, batch {done}")
             elapsed = time.perf_counter() - start
             logs = {"loss": float(np.dot(batch_losses, sizes) / n)}
             if self.metrics:  # measured on the training set after the epoch
@@ -341,6 +338,8 @@ class Sequential:
         X = self._check_X(X)
         y = self._check_y(y, X.shape[0])
         loss = self._plan.forward_backward(X, y)
+        if self._plan.status:
+            raise _divergence_error(self._plan.status, loss, "in loss_and_gradients")
         return float(loss), [g.copy() for g in self._views(self.grads)]
 
     def _require_built(self):
@@ -374,6 +373,17 @@ class Sequential:
         inner = ", ".join(repr(layer) for layer in self.layers)
         return (f"Sequential([{inner}], input_dim={self.input_dim}, dtype={self.dtype.name!r}, "
                 f"backend={self.backend!r})")
+
+
+def _divergence_error(status, loss, where):
+    """The FloatingPointError for a plan status (see Plan.status)."""
+    what = {1: f"the loss is {loss}",
+            2: f"the loss is {loss} but a gradient is not finite (float overflow)",
+            3: "a parameter became inf or NaN in the optimizer update"}[status]
+    kept = ("the parameters are unchanged" if status in (1, 2)
+            else "the parameters are no longer usable: restore saved weights")
+    return FloatingPointError(f"training diverged {where}: {what}; {kept}. Lower the learning "
+                              "rate or scale the inputs and targets")
 
 
 def _aligned(n):

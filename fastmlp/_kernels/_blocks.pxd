@@ -10,7 +10,7 @@ same block), so results are repeatable for a given thread count.
 from cython cimport floating
 from libc.math cimport sqrt, pow
 from fastmlp._kernels._blas cimport gemm
-from fastmlp._kernels._cfm cimport bias_activation, activation_backward, column_sums
+from fastmlp._kernels._cfm cimport bias_activation, activation_backward, column_sums, block_finite
 
 cdef extern from "fm_fpu.h" nogil:
     # subnormals flushed to zero for the calling thread; returns the state to restore
@@ -48,29 +48,36 @@ cdef inline void dense_forward_rows(const floating *x, const floating *w, const 
     bias_activation(act, alpha, z + r0 * n_out, a + r0 * n_out, b, r1 - r0, n_out)
 
 
-cdef inline void dense_param_grad_share(const floating *x, const floating *dz, floating *dw,
+cdef inline bint dense_param_grad_share(const floating *x, const floating *dz, floating *dw,
                                         floating *db, Py_ssize_t rows, int n_in, int n_out,
                                         int tid, int nt) noexcept nogil:
-    """Thread tid's share of dW = x^T dz and db = sum_rows dz.
+    """Thread tid's share of dW = x^T dz and db = sum_rows dz; returns whether
+    the share is finite (checked while it is in cache).
 
     dW is split along its longer side (rows = input units, or columns = output
     units), so each element is one full dot product over the batch and no
     cross-thread reduction is needed; db is split by columns.
     """
     cdef Py_ssize_t lo, hi
+    cdef bint finite
     if n_in >= n_out:
         lo = share_lo(n_in, tid, nt)
         hi = share_lo(n_in, tid + 1, nt)
         # dW[lo:hi, :] = x[:, lo:hi]^T dz
         gemm(True, False, <int>(hi - lo), n_out, <int>rows, <floating>1, x + lo, n_in,
              dz, n_out, <floating>0, dw + lo * n_out, n_out)
+        finite = block_finite(dw + lo * n_out, hi - lo, n_out, 0, n_out)
     else:
         lo = share_lo(n_out, tid, nt)
         hi = share_lo(n_out, tid + 1, nt)
         # dW[:, lo:hi] = x^T dz[:, lo:hi]
         gemm(True, False, n_in, <int>(hi - lo), <int>rows, <floating>1, x, n_in,
              dz + lo, n_out, <floating>0, dw + lo, n_out)
-    column_sums(dz, db, rows, n_out, share_lo(n_out, tid, nt), share_lo(n_out, tid + 1, nt))
+        finite = block_finite(dw, n_in, n_out, lo, hi)
+    lo = share_lo(n_out, tid, nt)
+    hi = share_lo(n_out, tid + 1, nt)
+    column_sums(dz, db, rows, n_out, lo, hi)
+    return finite and block_finite(db, 1, n_out, lo, hi)
 
 
 cdef inline void dense_input_grad_rows(const floating *dz, const floating *w, floating *dx,

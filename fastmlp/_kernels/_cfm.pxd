@@ -39,13 +39,18 @@ cdef extern from "fm_kernels.h" nogil:
     double fm_squared_error_f64(const double *z, const double *y, const double *w, double *g,
                                 Py_ssize_t rows, Py_ssize_t cols, double scale)
 
-    void fm_sgd_update_f32(float *p, const float *g, float *v, Py_ssize_t n, float lr, float mu,
+    int fm_block_finite_f32(const float *x, Py_ssize_t rows, Py_ssize_t ld, Py_ssize_t c0,
+                            Py_ssize_t c1)
+    int fm_block_finite_f64(const double *x, Py_ssize_t rows, Py_ssize_t ld, Py_ssize_t c0,
+                            Py_ssize_t c1)
+
+    int fm_sgd_update_f32(float *p, const float *g, float *v, Py_ssize_t n, float lr, float mu,
                            int nesterov)
-    void fm_sgd_update_f64(double *p, const double *g, double *v, Py_ssize_t n, double lr,
+    int fm_sgd_update_f64(double *p, const double *g, double *v, Py_ssize_t n, double lr,
                            double mu, int nesterov)
-    void fm_adam_update_f32(float *p, const float *g, float *m, float *v, Py_ssize_t n, float b1,
+    int fm_adam_update_f32(float *p, const float *g, float *m, float *v, Py_ssize_t n, float b1,
                             float b2, float eps, float step_size, float inv_sqrt_bc2)
-    void fm_adam_update_f64(double *p, const double *g, double *m, double *v, Py_ssize_t n,
+    int fm_adam_update_f64(double *p, const double *g, double *m, double *v, Py_ssize_t n,
                             double b1, double b2, double eps, double step_size,
                             double inv_sqrt_bc2)
 
@@ -126,19 +131,29 @@ cdef inline double squared_error(const floating *z, const floating *y, const flo
         return fm_squared_error_f64(z, y, w, g, rows, cols, scale)
 
 
-cdef inline void sgd_update(floating *p, const floating *g, floating *v, Py_ssize_t n,
+# 1 if x[r, c0:c1] is finite for all rows r of a (rows, ld) block
+cdef inline bint block_finite(const floating *x, Py_ssize_t rows, Py_ssize_t ld, Py_ssize_t c0,
+                              Py_ssize_t c1) noexcept nogil:
+    if floating is float:
+        return fm_block_finite_f32(x, rows, ld, c0, c1)
+    else:
+        return fm_block_finite_f64(x, rows, ld, c0, c1)
+
+
+# the updates return 1 when every new parameter is finite
+cdef inline bint sgd_update(floating *p, const floating *g, floating *v, Py_ssize_t n,
                             double lr, double mu, bint nesterov) noexcept nogil:
     if floating is float:
-        fm_sgd_update_f32(p, g, v, n, <float>lr, <float>mu, nesterov)
+        return fm_sgd_update_f32(p, g, v, n, <float>lr, <float>mu, nesterov)
     else:
-        fm_sgd_update_f64(p, g, v, n, lr, mu, nesterov)
+        return fm_sgd_update_f64(p, g, v, n, lr, mu, nesterov)
 
 
-cdef inline void adam_update(floating *p, const floating *g, floating *m, floating *v,
+cdef inline bint adam_update(floating *p, const floating *g, floating *m, floating *v,
                              Py_ssize_t n, double b1, double b2, double eps, double step_size,
                              double inv_sqrt_bc2) noexcept nogil:
     if floating is float:
-        fm_adam_update_f32(p, g, m, v, n, <float>b1, <float>b2, <float>eps, <float>step_size,
-                           <float>inv_sqrt_bc2)
+        return fm_adam_update_f32(p, g, m, v, n, <float>b1, <float>b2, <float>eps,
+                                  <float>step_size, <float>inv_sqrt_bc2)
     else:
-        fm_adam_update_f64(p, g, m, v, n, b1, b2, eps, step_size, inv_sqrt_bc2)
+        return fm_adam_update_f64(p, g, m, v, n, b1, b2, eps, step_size, inv_sqrt_bc2)

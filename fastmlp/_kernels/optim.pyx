@@ -19,11 +19,18 @@ def sgd_update(floating[::1] params, const floating[::1] grads, floating[::1] ve
     momentum == 0: p -= lr g
     otherwise:     v = momentum v + g;  p -= lr v   (nesterov: p -= lr (g + momentum v))
 
-    params, grads, velocity : ndarray of shape (n,)   # IN/OUT, IN, IN/OUT
+    params, grads : ndarray of shape (n,)       # IN/OUT, IN
+    velocity : ndarray of shape (n,), or None when momentum == 0   # IN/OUT
     """
     cdef Py_ssize_t n = params.shape[0], lo, hi
     check_len("grads", grads.shape[0], n)
-    check_len("velocity", velocity.shape[0], n)
+    cdef floating *vel = NULL
+    if velocity is not None:
+        check_len("velocity", velocity.shape[0], n)
+        if n > 0:
+            vel = &velocity[0]
+    elif momentum != 0:
+        raise ValueError("momentum needs a velocity buffer")
     if n == 0:
         return
     cdef int nt = threads_for(<double>n / 4), tid
@@ -33,8 +40,10 @@ def sgd_update(floating[::1] params, const floating[::1] grads, floating[::1] ve
         tid = threadid()
         lo = chunk_lo(n, tid, nt)
         hi = chunk_lo(n, tid + 1, nt)
-        c_sgd(&params[0] + lo, &grads[0] + lo, &velocity[0] + lo, hi - lo, lr, momentum, nesterov)
+        c_sgd(&params[0] + lo, &grads[0] + lo, vel + lo if vel != NULL else NULL, hi - lo,
+              lr, momentum, nesterov)
         flush_denormals_end(fpu)
+
 
 def adam_update(floating[::1] params, const floating[::1] grads, floating[::1] m,
                 floating[::1] v, double lr, double beta1, double beta2, double eps, long step):

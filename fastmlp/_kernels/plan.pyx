@@ -9,23 +9,24 @@ per-layer activation buffers allocated once for the largest batch seen.  A
 step never allocates and never returns to Python between layers.
 
 Threads (one OpenMP pool; the BLAS is kept single-threaded, see _runtime.pyx)
-get static shares, and the step is L + 1 parallel regions for L layers:
+get static shares, and the step is L + 2 parallel regions for L layers:
 
   region 0      each thread, on its rows of the batch: every layer's forward
                 (GEMM, then bias + activation on the block while in cache),
                 the loss and its gradient dZ[L-1] on those rows, and
                 dZ[L-2] = (dZ[L-1] W[L-1]^T) * f'(Z[L-2]) on the same rows.
-  region j>=1   layer l = L - j: its share of dW[l] = A[l-1]^T dZ[l] and
-                db[l] (these need every row, hence a new region), immediately
-                followed by the optimizer update of exactly that share while
-                it is in cache (W[l] is no longer read: dZ[l-1] was computed
-                in the previous region); and the rows of dZ[l-2].
+  region j=1..L layer l = L - j: its share of dW[l] = A[l-1]^T dZ[l] and db[l]
+                (these need every row, hence a new region), checked finite
+                while in cache; and the rows of dZ[l-2].
+  last region   the optimizer update, one contiguous share of the flat
+                buffers per thread, applied only when the loss and every
+                gradient share are finite; it reports whether every new
+                parameter is finite (Plan.status tells Python which failed).
 
 No element of a gradient is summed by two threads, so a step is bit-for-bit
 repeatable for a given thread count, and the parallel and serial orders
-differ only by the rounding of BLAS blocking.  When the update must see the
-whole gradient first (forward_backward + apply_update, for gradient checks or
-data-parallel training), it runs as its own region over the flat buffer.
+differ only by the rounding of BLAS blocking.  Every region flushes
+subnormals to zero (csrc/fm_fpu.h).
 """
 from cython cimport floating
 from cython.parallel cimport parallel, threadid
@@ -50,11 +51,19 @@ from fastmlp._kernels._blocks cimport (share_lo, chunk_lo, adam_scales, dense_fo
 from fastmlp._kernels._runtime cimport threads_for, num_threads, blas_enter, blas_leave
 
 cdef enum:
+    STATUS_OK = 0             # Plan.status after a step
+    STATUS_LOSS_NOT_FINITE = 1
+    STATUS_GRAD_NOT_FINITE = 2
+    STATUS_PARAMS_NOT_FINITE = 3
+cdef enum:
     LOSS_SCE = 0      # softmax cross-entropy (same numbers as fastmlp._kernels.losses)
     LOSS_MSE = 1      # mean squared error
     OPT_SGD = 0
     OPT_ADAM = 1
     ACT_IDENTITY = 0  # csrc/fm_kernels.h lists identity first
+
+cdef enum:
+    MAX_THREADS = 64  # most threads one step uses (sizes per-thread partial results)
 
 # Rows per block of an inference forward pass: big enough for efficient GEMMs,
 # small enough that a block of the widest layer stays in L2.
@@ -98,6 +107,8 @@ cdef struct Step:
     double step_size      # per-step scalars of the current update
     double inv_sqrt_bc2
     double *loss_parts    # one partial loss per thread
+    int *finite_parts     # one "all finite" flag per thread
+    int status            # STATUS_* of the last step
     char *xbuf            # gathered batch for the epoch loop (capacity, n_in)
     int64_t *lbuf         # gathered labels
     char *tbuf            # gathered targets (capacity, n_out)
@@ -186,61 +197,51 @@ cdef inline void _input_grad_rows(Step *s, int l, Py_ssize_t r0, Py_ssize_t r1,
                              r0, r1, prev.n_out, prev.act, prev.alpha)
 
 
-cdef inline void _update_span(Step *s, Py_ssize_t off, Py_ssize_t n,
+cdef inline bint _update_span(Step *s, Py_ssize_t off, Py_ssize_t n,
                               const floating *dummy) noexcept nogil:
-    """Optimizer update of the n contiguous parameters starting at `off`."""
+    """Optimizer update of the n contiguous parameters starting at `off`;
+    returns whether they are all finite afterwards."""
     if n <= 0:
-        return
+        return True
     if s.opt_kind == OPT_ADAM:
-        c_adam(<floating *>s.params + off, <floating *>s.grads + off,
-               <floating *>s.state1 + off, <floating *>s.state2 + off, n,
-               s.beta1, s.beta2, s.eps, s.step_size, s.inv_sqrt_bc2)
-    else:
-        c_sgd(<floating *>s.params + off, <floating *>s.grads + off,
-              <floating *>s.state1 + off, n, s.lr, s.momentum, s.nesterov)
+        return c_adam(<floating *>s.params + off, <floating *>s.grads + off,
+                      <floating *>s.state1 + off, <floating *>s.state2 + off, n,
+                      s.beta1, s.beta2, s.eps, s.step_size, s.inv_sqrt_bc2)
+    return c_sgd(<floating *>s.params + off, <floating *>s.grads + off,
+                 <floating *>s.state1 + off if s.state1 != NULL else NULL, n,
+                 s.lr, s.momentum, s.nesterov)
 
 
-cdef void _region_backward(Step *s, const floating *x, Py_ssize_t rows, int l, bint update,
+cdef void _region_backward(Step *s, const floating *x, Py_ssize_t rows, int l,
                            int tid, int nt) noexcept nogil:
-    """Layer l's share of dW and db (then their update), and rows of dZ[l-2]."""
+    """Layer l's share of dW and db (checked finite), and rows of dZ[l-2]."""
     cdef LayerSpec *lay = &s.layers[l]
     cdef const floating *inp = x if l == 0 else <const floating *>s.layers[l - 1].A
-    cdef int n_in = lay.n_in, n_out = lay.n_out
-    cdef Py_ssize_t lo, hi, i
-    dense_param_grad_share(inp, <floating *>lay.dZ, <floating *>s.grads + lay.w_off,
-                           <floating *>s.grads + lay.b_off, rows, n_in, n_out, tid, nt)
-    if update:
-        # the same split as dense_param_grad_share, so the block is still in cache
-        if n_in >= n_out:
-            lo = share_lo(n_in, tid, nt)
-            hi = share_lo(n_in, tid + 1, nt)
-            _update_span(s, lay.w_off + lo * n_out, (hi - lo) * n_out, x)
-        else:
-            lo = share_lo(n_out, tid, nt)
-            hi = share_lo(n_out, tid + 1, nt)
-            for i in range(n_in):
-                _update_span(s, lay.w_off + i * n_out + lo, hi - lo, x)
-        lo = share_lo(n_out, tid, nt)
-        hi = share_lo(n_out, tid + 1, nt)
-        _update_span(s, lay.b_off + lo, hi - lo, x)
+    if not dense_param_grad_share(inp, <floating *>lay.dZ, <floating *>s.grads + lay.w_off,
+                                  <floating *>s.grads + lay.b_off, rows, lay.n_in, lay.n_out,
+                                  tid, nt):
+        s.finite_parts[tid] = 0
     if l >= 2:
         _input_grad_rows(s, l - 1, share_lo(rows, tid, nt), share_lo(rows, tid + 1, nt), x)
 
 
-cdef void _prepare_update(Step *s) noexcept nogil:
-    s.step += 1
-    if s.opt_kind == OPT_ADAM:
-        adam_scales(s.lr, s.beta1, s.beta2, s.step, &s.step_size, &s.inv_sqrt_bc2)
+cdef bint _all_finite_parts(Step *s, int nt) noexcept nogil:
+    cdef int tid
+    for tid in range(nt):
+        if not s.finite_parts[tid]:
+            return False
+    return True
 
 
 cdef double _step(Step *s, Batch *bt, bint backward, bint update, int nt,
                   const floating *dummy) noexcept nogil:
-    """Forward + loss (+ backward (+ update)) of one batch; returns the mean loss."""
+    """Forward + loss (+ backward (+ update)) of one batch; returns the mean loss
+    and sets s.status.  Nothing is updated unless loss and gradient are finite."""
     cdef int tid, l, L = s.n_layers
     cdef double total = 0.0
     cdef const floating *x
-    cdef Py_ssize_t lo, hi
     cdef unsigned int fpu
+    s.status = STATUS_OK
     with parallel(num_threads=nt):
         fpu = flush_denormals_begin()
         _region_forward(s, bt, threadid(), nt, dummy)
@@ -251,31 +252,43 @@ cdef double _step(Step *s, Batch *bt, bint backward, bint update, int nt,
         total /= bt.rows
     else:
         total *= 0.5 / (<double>bt.rows * s.layers[L - 1].n_out)
-    if not backward or (update and not isfinite(total)):
-        return total  # a non-finite loss leaves the parameters as they were
+    if not backward:
+        return total
+    if not isfinite(total):
+        s.status = STATUS_LOSS_NOT_FINITE
+        return total
     x = <const floating *>s.xbuf if bt.order != NULL else <const floating *>bt.x
-    if update:
-        _prepare_update(s)
+    for tid in range(nt):
+        s.finite_parts[tid] = 1
     for l in range(L - 1, -1, -1):
         with parallel(num_threads=nt):
             fpu = flush_denormals_begin()
-            _region_backward(s, x, bt.rows, l, update, threadid(), nt)
+            _region_backward(s, x, bt.rows, l, threadid(), nt)
             flush_denormals_end(fpu)
+    if not _all_finite_parts(s, nt):
+        s.status = STATUS_GRAD_NOT_FINITE
+    elif update:
+        _apply_update(s, nt, dummy)
     return total
 
 
 cdef void _apply_update(Step *s, int nt, const floating *dummy) noexcept nogil:
-    """The optimizer update of the whole flat buffer, from the stored gradient."""
+    """The optimizer update of the whole flat buffer, from the stored gradient;
+    sets s.status when a new parameter is not finite."""
     cdef int tid
     cdef Py_ssize_t lo
     cdef unsigned int fpu
-    _prepare_update(s)
+    s.step += 1
+    if s.opt_kind == OPT_ADAM:
+        adam_scales(s.lr, s.beta1, s.beta2, s.step, &s.step_size, &s.inv_sqrt_bc2)
     with parallel(num_threads=nt):
         fpu = flush_denormals_begin()
         tid = threadid()
         lo = chunk_lo(s.n_params, tid, nt)
-        _update_span(s, lo, chunk_lo(s.n_params, tid + 1, nt) - lo, dummy)
+        s.finite_parts[tid] = _update_span(s, lo, chunk_lo(s.n_params, tid + 1, nt) - lo, dummy)
         flush_denormals_end(fpu)
+    if not _all_finite_parts(s, nt):
+        s.status = STATUS_PARAMS_NOT_FINITE
 
 
 cdef int _predict(Step *s, const floating *x, floating *out, Py_ssize_t rows,
@@ -373,6 +386,7 @@ cdef class Plan:
     def __cinit__(self):
         self.s.layers = NULL
         self.s.loss_parts = NULL
+        self.s.finite_parts = NULL
 
     def __init__(self, list layers, params, grads, int loss_kind):
         cdef int i, L = len(layers)
@@ -389,8 +403,9 @@ cdef class Plan:
         self._params = params
         self._grads = grads
         self.s.layers = <LayerSpec *>malloc(L * sizeof(LayerSpec))
-        self.s.loss_parts = <double *>malloc(max(num_threads(), 64) * sizeof(double))
-        if self.s.layers == NULL or self.s.loss_parts == NULL:
+        self.s.loss_parts = <double *>malloc(MAX_THREADS * sizeof(double))
+        self.s.finite_parts = <int *>malloc(MAX_THREADS * sizeof(int))
+        if self.s.layers == NULL or self.s.loss_parts == NULL or self.s.finite_parts == NULL:
             raise MemoryError()
         self.s.n_layers = L
         self.s.params = _address(params)
@@ -415,6 +430,7 @@ cdef class Plan:
     def __dealloc__(self):
         free(self.s.layers)
         free(self.s.loss_parts)
+        free(self.s.finite_parts)
 
     # -- optimizer ------------------------------------------------------------
 
@@ -452,6 +468,12 @@ cdef class Plan:
     @lr.setter
     def lr(self, double value):
         self.s.lr = value
+
+    @property
+    def status(self):
+        """Outcome of the last step: 0 ok, 1 loss not finite, 2 gradient not finite
+        (1 and 2 leave the parameters untouched), 3 parameters not finite after the update."""
+        return self.s.status
 
     @property
     def step(self):
@@ -503,7 +525,7 @@ cdef class Plan:
         cdef int i
         for i in range(self.s.n_layers):
             work += <double>self.s.layers[i].n_in * self.s.layers[i].n_out
-        return min(threads_for(work * rows), 64)
+        return min(threads_for(work * rows), MAX_THREADS)
 
     cdef Batch _batch(self, X, y, sample_weight, order) except *:
         """Check the arrays against the plan (shapes, dtypes, contiguity) and describe them."""
@@ -572,8 +594,10 @@ cdef class Plan:
         return self._run(&bt, False, False)
 
     def apply_update(self):
-        """One optimizer update of every parameter from the flat gradient buffer."""
-        cdef int nt = threads_for(<double>self.s.n_params / 2)
+        """One optimizer update of every parameter from the flat gradient buffer
+        (status tells whether every new parameter is finite)."""
+        cdef int nt = min(threads_for(<double>self.s.n_params / 2), MAX_THREADS)
+        self.s.status = STATUS_OK
         with nogil:
             if self.is_double:
                 _apply_update(&self.s, nt, <const double *>NULL)
@@ -585,10 +609,10 @@ cdef class Plan:
         """Train on the batches order[0:bs], order[bs:2 bs], ... of (X, y), gathering
         each batch's rows natively.  Writes each batch's loss to `losses` and returns
         the number of batches done, the last one included: fewer than all when a
-        loss is not finite (that batch's update is not applied).  A signal such as
-        Ctrl-C is raised after the batch it arrived in, so the model is consistent."""
+        step fails (status != 0: a non-finite loss or gradient, whose update is not
+        applied, or non-finite parameters after it).  A signal such as Ctrl-C is
+        raised after the batch it arrived in, so the model is consistent."""
         cdef Py_ssize_t n = order.shape[0], start, i = 0, n_batches
-        cdef double loss
         cdef Batch bt = self._batch(X, y, sample_weight, order)
         cdef const int64_t *full_order = bt.order
         if batch_size < 1:
@@ -604,9 +628,8 @@ cdef class Plan:
             start = i * batch_size
             bt.order = full_order + start
             bt.rows = min(batch_size, n - start)
-            loss = self._run(&bt, True, True)
-            losses[i] = loss
-            if loss != loss or loss in (float("inf"), float("-inf")):
+            losses[i] = self._run(&bt, True, True)
+            if self.s.status != STATUS_OK:
                 return i + 1
             PyErr_CheckSignals()
         return n_batches

@@ -1,0 +1,218 @@
+"""Thread control: one knob (fastmlp.set_num_threads / threads()) for the OpenMP
+threads of the native kernels and for the BLAS; results agree across thread counts."""
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
+
+import fastmlp as fm
+from fastmlp._kernels import _runtime
+
+from conftest import assert_close
+
+
+def blas_threads():
+    """Thread counts of every BLAS threadpoolctl sees, by library path."""
+    return {info["filepath"]: info["num_threads"] for info in threadpool_info()
+            if info["user_api"] == "blas"}
+
+
+@pytest.fixture
+def restore_threads():
+    """For tests that call set_num_threads directly: put both pools back after."""
+    before_native, before_blas = fm.get_num_threads(), blas_threads()
+    yield
+    fm.set_num_threads(before_native)
+    for n in set(before_blas.values()):
+        threadpool_limits(limits=n, user_api="blas")
+    assert fm.get_num_threads() == before_native
+    assert blas_threads() == before_blas
+
+
+# ---- the knob --------------------------------------------------------------------
+
+def test_runtime_facts_of_this_build():
+    assert _runtime.blas_thread_control() is True  # scipy's OpenBLAS was found
+    assert isinstance(_runtime.openmp_enabled(), bool)
+    assert _runtime.default_threads() >= 1
+    assert fm.get_num_threads() >= 1
+
+
+def test_set_and_get(restore_threads):
+    fm.set_num_threads(1)
+    assert fm.get_num_threads() == 1
+    assert set(blas_threads().values()) == {1}
+    fm.set_num_threads(2)
+    expected = 2 if _runtime.openmp_enabled() else 1
+    assert fm.get_num_threads() == expected
+    assert set(blas_threads().values()) == {2}
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_context_manager_sets_and_restores(n):
+    before_native, before_blas = fm.get_num_threads(), blas_threads()
+    with fm.threads(n):
+        assert fm.get_num_threads() == (n if _runtime.openmp_enabled() else 1)
+        assert set(blas_threads().values()) == {n}
+    assert fm.get_num_threads() == before_native
+    assert blas_threads() == before_blas
+
+
+def test_context_manager_restores_after_an_exception():
+    before_native, before_blas = fm.get_num_threads(), blas_threads()
+    with pytest.raises(KeyError):
+        with fm.threads(1):
+            raise KeyError("boom")
+    assert fm.get_num_threads() == before_native
+    assert blas_threads() == before_blas
+
+
+def test_nested_context_managers():
+    before = fm.get_num_threads()
+    with fm.threads(1):
+        with fm.threads(2):
+            assert set(blas_threads().values()) == {2}
+            with fm.threads(1):
+                assert fm.get_num_threads() == 1
+            assert set(blas_threads().values()) == {2}
+        assert fm.get_num_threads() == 1
+        assert set(blas_threads().values()) == {1}
+    assert fm.get_num_threads() == before
+
+
+@pytest.mark.parametrize("n", [0, -1, 1.5, 2.0, "2", None, True, False])
+def test_invalid_counts_raise(n):
+    before_native, before_blas = fm.get_num_threads(), blas_threads()
+    with pytest.raises(ValueError, match="integer >= 1"):
+        fm.set_num_threads(n)
+    with pytest.raises(ValueError, match="integer >= 1"):
+        with fm.threads(n):
+            pass  # pragma: no cover
+    assert fm.get_num_threads() == before_native
+    assert blas_threads() == before_blas
+    if isinstance(n, int) and n < 1:
+        with pytest.raises(ValueError):
+            _runtime.set_native_threads(n)
+
+
+def test_native_call_leaves_the_blas_setting_alone(native, rng):
+    # native calls make the BLAS single-threaded while they run, then put it back
+    X = rng.standard_normal((130, 64))
+    W = rng.standard_normal((64, 64))
+    Z = np.empty((130, 64))
+    for n in (1, 2):
+        with fm.threads(n):
+            before = blas_threads()
+            native.dense_forward(X, W, np.zeros(64), "relu", Z, Z)
+            assert blas_threads() == before
+
+
+# ---- results do not depend on the thread count --------------------------------------
+
+def _run_with(n_threads, fn):
+    with fm.threads(n_threads):
+        return fn()
+
+
+def test_dense_kernels_agree_across_threads(native, dtype, rng):
+    X = rng.standard_normal((130, 64)).astype(dtype)   # 532k multiply-adds: two threads
+    W = (rng.standard_normal((64, 64)) / 8).astype(dtype)
+    b = rng.standard_normal(64).astype(dtype)
+    dA = rng.standard_normal((130, 64)).astype(dtype)
+
+    def run():
+        Z, A = np.empty((130, 64), dtype), np.empty((130, 64), dtype)
+        native.dense_forward(X, W, b, "tanh", Z, A)
+        dZ, dW, db, dX = (np.empty_like(Z), np.empty_like(W), np.empty_like(b),
+                          np.empty_like(X))
+        native.dense_backward(X, W, Z, A, dA, "tanh", dZ, dW, db, dX)
+        return Z, A, dZ, dW, db, dX
+
+    one, two = _run_with(1, run), _run_with(2, run)
+    again = _run_with(2, run)
+    for name, serial, parallel, repeat in zip(("Z", "A", "dZ", "dW", "db", "dX"), one, two,
+                                              again):
+        assert_close(parallel, serial, dtype, err_msg=name)
+        np.testing.assert_array_equal(repeat, parallel, err_msg=name)  # same threads, same bits
+
+
+def test_loss_kernels_agree_across_threads(native, dtype, rng):
+    Z = (3 * rng.standard_normal((1000, 101))).astype(dtype)  # enough rows for two threads
+    y = rng.integers(0, 101, size=1000)
+    Y = rng.standard_normal((1000, 101)).astype(dtype)
+
+    def run():
+        g1, g2, p = np.empty_like(Z), np.empty_like(Z), np.empty_like(Z)
+        l1 = native.softmax_cross_entropy(Z, y, g1)
+        l2 = native.mean_squared_error(Z, Y, g2)
+        native.softmax(Z, p)
+        return l1, l2, g1, g2, p
+
+    one, two = _run_with(1, run), _run_with(2, run)
+    rtol = 1e-6 if dtype == np.float32 else 1e-13  # sums accumulate in double
+    np.testing.assert_allclose(two[0], one[0], rtol=rtol)
+    np.testing.assert_allclose(two[1], one[1], rtol=rtol)
+    for a, b in zip(one[2:], two[2:]):
+        np.testing.assert_array_equal(a, b)  # per-row values: no reduction across threads
+
+
+def test_activation_kernels_are_bitwise_identical_across_threads(native, rng):
+    Z = rng.standard_normal((1700, 1900)).astype(np.float32)  # 3.2M elements: two threads
+
+    def run():
+        A, dZ = np.empty_like(Z), np.empty_like(Z)
+        native.activation_forward(Z, "sigmoid", A)
+        native.activation_backward(Z, A, Z, "sigmoid", dZ)
+        return A, dZ
+
+    for a, b in zip(_run_with(1, run), _run_with(2, run)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_model_training_agrees_across_threads(dtype):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((256, 5))
+    y = rng.integers(0, 3, size=256)
+
+    def run():
+        model = fm.Sequential([fm.Dense(64, activation="relu"), fm.Dense(64, activation="tanh"),
+                               fm.Dense(3)], input_dim=5, dtype=dtype, seed=3)
+        model.compile(optimizer=fm.Adam(lr=1e-3))
+        losses = [model.train_step(X, y) for _ in range(3)]
+        return losses, model.get_weights(), model.predict(X)
+
+    (l1, w1, p1), (l2, w2, p2) = _run_with(1, run), _run_with(2, run)
+    np.testing.assert_allclose(l2, l1, rtol=1e-4 if dtype == np.float32 else 1e-10)
+    for a, b in zip(w1, w2):
+        assert_close(b, a, dtype)
+    assert_close(p2, p1, dtype)
+
+
+def test_numpy_backend_agrees_across_threads(twin, rng):
+    X = rng.standard_normal((300, 200))
+    W = rng.standard_normal((200, 150))
+    Z, A = np.empty((300, 150)), np.empty((300, 150))
+
+    def run():
+        twin.dense_forward(X, W, np.zeros(150), "relu", Z, A)
+        return A.copy()
+
+    np.testing.assert_allclose(_run_with(2, run), _run_with(1, run), rtol=1e-12, atol=1e-12)
+
+
+def test_concurrent_predictions_are_safe():
+    # predict allocates its scratch per call and per thread, so Python threads may share a model
+    rng = np.random.default_rng(0)
+    model = fm.Sequential([fm.Dense(64, activation="relu"), fm.Dense(32, activation="tanh"),
+                           fm.Dense(4)], input_dim=6, seed=0)
+    model.compile()
+    inputs = [rng.standard_normal((n, 6)) for n in (1, 50, 300, 700, 64, 1000)] * 4
+    expected = [model.predict(X) for X in inputs]
+    before = blas_threads()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(model.predict, inputs))
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
+    # the last native call to leave restores the BLAS's own setting
+    assert blas_threads() == before
