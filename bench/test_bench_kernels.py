@@ -1,0 +1,222 @@
+"""One benchmark per kernel, native vs its NumPy twin, at each of the project's sizes.
+
+A kernel runs on a representative shape of its size (_workloads.SIZES):
+the dense and activation kernels on the first hidden layer (batch x n_in ->
+batch x hidden), the loss on the logits (batch x n_classes), the optimizer
+updates on the whole model's flat parameter buffer.  dense_backward computes
+dX too (every layer but the first does).  After timing, each result is
+checked against a float64 NumPy oracle on fresh inputs.
+"""
+import functools
+
+import numpy as np
+import pytest
+
+from _workloads import (ACTIVATION_ORACLES, BACKENDS, DTYPE, SIZE_NAMES, SIZES,
+                        adam_oracle, assert_close, make_layer, sgd_oracle,
+                        softmax_cross_entropy_oracle)
+from fastmlp._backend import kernels
+
+ACTIVATIONS = kernels("numpy").ACTIVATIONS
+assert set(ACTIVATIONS) == set(kernels("native").ACTIVATIONS), "backends offer other activations"
+
+parametrize_backend = pytest.mark.parametrize("backend", BACKENDS)
+parametrize_size = pytest.mark.parametrize("size", SIZE_NAMES)
+
+
+def _label(benchmark, kernel, size, shape, backend, samples=None):
+    benchmark.group = f"{kernel} {size.name} {shape}"
+    benchmark.extra_info.update(backend=backend, size=size.name)
+    if samples:
+        benchmark.extra_info["samples"] = samples
+
+
+# ---- dense layer ---------------------------------------------------------------
+
+@parametrize_size
+@parametrize_backend
+def test_dense_forward(benchmark, backend, size):
+    size = SIZES[size]
+    k = kernels(backend)
+    rows, n_in, n_out = size.kernel_layer
+    X, W, b = make_layer(rows, n_in, n_out)
+    Z = np.empty((rows, n_out), DTYPE)
+    A = np.empty_like(Z)
+    _label(benchmark, "dense_forward", size, f"({rows}x{n_in} @ {n_in}x{n_out}, relu)", backend,
+           samples=rows)
+
+    benchmark(k.dense_forward, X, W, b, "relu", Z, A)
+
+    Z_ref = X.astype(np.float64) @ W + b
+    assert_close(Z, Z_ref)
+    assert_close(A, np.maximum(Z_ref, 0))
+
+
+@parametrize_size
+@parametrize_backend
+def test_dense_backward(benchmark, backend, size):
+    size = SIZES[size]
+    k = kernels(backend)
+    rows, n_in, n_out = size.kernel_layer
+    X, W, b = make_layer(rows, n_in, n_out)
+    Z = (X.astype(np.float64) @ W + b).astype(DTYPE)
+    A = np.maximum(Z, 0)
+    dA = np.random.default_rng(1).standard_normal((rows, n_out), dtype=DTYPE)
+    dZ = np.empty_like(dA)  # not dA: each timed call then sees the same input
+    dW, db, dX = np.empty_like(W), np.empty_like(b), np.empty_like(X)
+    _label(benchmark, "dense_backward", size, f"({rows}x{n_in} @ {n_in}x{n_out}, relu, dX)",
+           backend, samples=rows)
+
+    benchmark(k.dense_backward, X, W, Z, A, dA, "relu", dZ, dW, db, dX)
+
+    dZ_ref = dA * (Z > 0)
+    assert_close(dZ, dZ_ref)
+    assert_close(dW, X.T.astype(np.float64) @ dZ_ref)
+    assert_close(db, dZ_ref.sum(axis=0, dtype=np.float64))
+    assert_close(dX, dZ_ref.astype(np.float64) @ W.T)
+
+
+# ---- activations -----------------------------------------------------------------
+
+def _activation_input(rows, cols):
+    # spread over the range where sigmoid/tanh are neither linear nor saturated
+    return (2.0 * np.random.default_rng(2).standard_normal((rows, cols))).astype(DTYPE)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@parametrize_size
+@parametrize_backend
+def test_activation_forward(benchmark, backend, size, activation):
+    size = SIZES[size]
+    k = kernels(backend)
+    rows, _, cols = size.kernel_layer
+    Z = _activation_input(rows, cols)
+    out = np.empty_like(Z)
+    _label(benchmark, f"activation_forward {activation}", size, f"({rows}x{cols})", backend)
+
+    benchmark(k.activation_forward, Z, activation, out)
+
+    oracle = ACTIVATION_ORACLES.get(activation)
+    if oracle is not None:
+        expected = oracle[0](Z.astype(np.float64))
+    else:  # an activation added since: the other backend is the reference
+        expected = np.empty_like(Z)
+        kernels(BACKENDS[backend == "native"]).activation_forward(Z, activation, expected)
+    assert_close(out, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@parametrize_size
+@parametrize_backend
+def test_activation_backward(benchmark, backend, size, activation):
+    size = SIZES[size]
+    k = kernels(backend)
+    rows, _, cols = size.kernel_layer
+    Z = _activation_input(rows, cols)
+    A = np.empty_like(Z)
+    kernels("numpy").activation_forward(Z, activation, A)
+    dA = np.random.default_rng(3).standard_normal((rows, cols), dtype=DTYPE)
+    out = np.empty_like(Z)
+    _label(benchmark, f"activation_backward {activation}", size, f"({rows}x{cols})", backend)
+
+    benchmark(k.activation_backward, Z, A, dA, activation, out)
+
+    oracle = ACTIVATION_ORACLES.get(activation)
+    if oracle is not None:
+        expected = dA * oracle[1](Z.astype(np.float64))
+    else:
+        expected = np.empty_like(Z)
+        kernels(BACKENDS[backend == "native"]).activation_backward(Z, A, dA, activation,
+                                                                    expected)
+    assert_close(out, expected, rtol=1e-5)
+
+
+# ---- loss ------------------------------------------------------------------------
+
+@parametrize_size
+@parametrize_backend
+def test_softmax_cross_entropy(benchmark, backend, size):
+    size = SIZES[size]
+    k = kernels(backend)
+    rows, n_classes = size.batch, size.n_classes
+    rng = np.random.default_rng(4)
+    Z = (3.0 * rng.standard_normal((rows, n_classes))).astype(DTYPE)
+    y = rng.integers(0, n_classes, rows, dtype=np.int64)
+    grad = np.empty_like(Z)
+    _label(benchmark, "softmax_cross_entropy", size, f"({rows}x{n_classes}, labels)", backend,
+           samples=rows)
+
+    loss = benchmark(k.softmax_cross_entropy, Z, y, grad)
+
+    loss_ref, grad_ref = softmax_cross_entropy_oracle(Z, y)
+    assert np.isfinite(loss)
+    np.testing.assert_allclose(loss, loss_ref, rtol=1e-5)
+    assert_close(grad, grad_ref)
+
+
+# ---- optimizers --------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def _flat_state_template(n, seed=5):
+    rng = np.random.default_rng(seed)
+    params = rng.standard_normal(n, dtype=DTYPE)
+    grads = rng.standard_normal(n, dtype=DTYPE)
+    m = rng.standard_normal(n, dtype=DTYPE)
+    m *= 0.1
+    v = rng.random(n, dtype=DTYPE)  # second moments are >= 0
+    v *= 0.1
+    return params, grads, m, v
+
+
+def _flat_state(n):
+    """Fresh copies of a flat parameter buffer, its gradient and two state buffers."""
+    return tuple(a.copy() for a in _flat_state_template(n))
+
+
+def _assert_update(before, after, expected, name):
+    """Compare the step taken (after - before), not the parameters: an update of
+    1e-3 on parameters of 1 would hide in their rounding."""
+    step = after.astype(np.float64) - before
+    assert_close(step, expected - before, rtol=1e-3, err_msg=f"{name} step")
+
+
+@parametrize_size
+@parametrize_backend
+def test_adam_update(benchmark, backend, size):
+    size = SIZES[size]
+    k = kernels(backend)
+    n = size.n_params
+    params, grads, m, v = _flat_state(n)
+    hyper = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, step=10)
+    _label(benchmark, "adam_update", size, f"({n:,} params)", backend)
+
+    # in place and repeated: m and v tend to g and g^2, params drift by ~lr per call
+    benchmark(k.adam_update, params, grads, m, v, *hyper.values())
+
+    params, grads, m, v = _flat_state(n)
+    p_ref, m_ref, v_ref = adam_oracle(params, grads, m, v, *hyper.values())
+    before = params.copy()
+    k.adam_update(params, grads, m, v, *hyper.values())
+    _assert_update(before, params, p_ref, "adam")
+    assert_close(m, m_ref, rtol=1e-5)
+    assert_close(v, v_ref, rtol=1e-5)
+
+
+@parametrize_size
+@parametrize_backend
+def test_sgd_update(benchmark, backend, size):
+    size = SIZES[size]
+    k = kernels(backend)
+    n = size.n_params
+    params, grads, velocity, _ = _flat_state(n)
+    hyper = dict(lr=1e-2, momentum=0.9, nesterov=False)
+    _label(benchmark, "sgd_update (momentum)", size, f"({n:,} params)", backend)
+
+    benchmark(k.sgd_update, params, grads, velocity, *hyper.values())
+
+    params, grads, velocity, _ = _flat_state(n)
+    p_ref, v_ref = sgd_oracle(params, grads, velocity, *hyper.values())
+    before = params.copy()
+    k.sgd_update(params, grads, velocity, *hyper.values())
+    _assert_update(before, params, p_ref, "sgd")
+    assert_close(velocity, v_ref, rtol=1e-5)
