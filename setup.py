@@ -66,7 +66,8 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
-compile_args = [] if sys.platform == "win32" else ["-O3", "-std=c99", "-fno-math-errno",
+compile_args = [] if sys.platform == "win32" else ["-O3", "-std=c99", "-fno-math-errno", "-fno-trapping-math",
+                                                   "-fopenmp-simd",
                                                    "-Wno-unused-function",
                                                    "-Wno-maybe-uninitialized"]
 extensions = [

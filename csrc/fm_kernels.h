@@ -24,6 +24,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fm_math.h"
+
+/* Reductions in the loops below may be reordered (vectorized): the results
+ * then differ from a serial sum only by rounding, and NaN still propagates. */
+#define FM_PRAGMA(x) _Pragma(#x)
+#define FM_SIMD_SUM(var) FM_PRAGMA(omp simd reduction(+:var))
+
 /* X(code, name): the code is what the compiled plan stores per layer. */
 #define FM_ACTIVATIONS(X) \
     X(0, identity)        \
@@ -66,9 +73,9 @@ static const char *fm_activation_name(int code)
 
 #define FM_T float
 #define FM_SUF f32
-#define FM_EXP expf
+#define FM_EXP fm_expf
 #define FM_LOG logf
-#define FM_TANH tanhf
+#define FM_TANH fm_tanhf
 #define FM_SQRT sqrtf
 #include "fm_kernels_impl.h"
 #undef FM_T

@@ -134,6 +134,7 @@ static FM_HOT double FM_FN(softmax_xent_labels)(const FM_T *z, const int64_t *y,
         for (ptrdiff_t c = 1; c < cols; c++) m = zr[c] > m ? zr[c] : m;
         FM_T zy = zr[y[r]] - m;
         double s = 0.0;
+        FM_SIMD_SUM(s)
         for (ptrdiff_t c = 0; c < cols; c++) {
             FM_T e = FM_EXP(zr[c] - m);
             gr[c] = e;
@@ -191,6 +192,7 @@ static FM_HOT void FM_FN(softmax)(const FM_T *z, FM_T *p, ptrdiff_t rows, ptrdif
         FM_T m = zr[0];
         for (ptrdiff_t c = 1; c < cols; c++) m = zr[c] > m ? zr[c] : m;
         double s = 0.0;
+        FM_SIMD_SUM(s)
         for (ptrdiff_t c = 0; c < cols; c++) {
             FM_T e = FM_EXP(zr[c] - m);
             pr[c] = e;
@@ -236,6 +238,7 @@ static FM_HOT int FM_FN(block_finite)(const FM_T *x, ptrdiff_t rows, ptrdiff_t l
     FM_T acc = 0;
     for (ptrdiff_t r = 0; r < rows; r++) {
         const FM_T *xr = x + r * ld;
+        FM_SIMD_SUM(acc)
         for (ptrdiff_t c = c0; c < c1; c++) acc += xr[c] - xr[c];
     }
     return acc == 0;
@@ -255,12 +258,14 @@ static FM_HOT int FM_FN(sgd_update)(FM_T *p, const FM_T *g, FM_T *v, ptrdiff_t n
 {
     FM_T acc = 0;
     if (mu == 0) {
+        FM_SIMD_SUM(acc)
         for (ptrdiff_t i = 0; i < n; i++) {
             FM_T pi = p[i] - lr * g[i];
             p[i] = pi;
             acc += pi - pi;
         }
     } else if (nesterov) {
+        FM_SIMD_SUM(acc)
         for (ptrdiff_t i = 0; i < n; i++) {
             FM_T vi = mu * v[i] + g[i];
             FM_T pi = p[i] - lr * (g[i] + mu * vi);
@@ -269,6 +274,7 @@ static FM_HOT int FM_FN(sgd_update)(FM_T *p, const FM_T *g, FM_T *v, ptrdiff_t n
             acc += pi - pi;
         }
     } else {
+        FM_SIMD_SUM(acc)
         for (ptrdiff_t i = 0; i < n; i++) {
             FM_T vi = mu * v[i] + g[i];
             FM_T pi = p[i] - lr * vi;
@@ -291,6 +297,7 @@ static FM_HOT int FM_FN(adam_update)(FM_T *p, const FM_T *g, FM_T *m, FM_T *v, p
                                      FM_T inv_sqrt_bc2)
 {
     FM_T c1 = (FM_T)1 - b1, c2 = (FM_T)1 - b2, acc = 0;
+    FM_SIMD_SUM(acc)
     for (ptrdiff_t i = 0; i < n; i++) {
         FM_T gi = g[i];
         FM_T mi = b1 * m[i] + c1 * gi;

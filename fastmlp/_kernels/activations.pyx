@@ -75,3 +75,20 @@ def activation_backward(const floating[:, ::1] Z, const floating[:, ::1] A,
         c_backward(act, alpha, &Z[0, 0] + r0 * cols, &A[0, 0] + r0 * cols,
                    &dA[0, 0] + r0 * cols, &out[0, 0] + r0 * cols, (r1 - r0) * cols)
         flush_denormals_end(fpu)
+
+cdef extern from "fm_math.h" nogil:
+    float fm_expf(float x)
+    float fm_tanhf(float x)
+
+
+def _float32_math(str name, const float[::1] x, float[::1] out):
+    """out = exp(x) or tanh(x) by the vectorizable float32 functions of
+    csrc/fm_math.h (exposed for their accuracy tests)."""
+    cdef Py_ssize_t i, n = x.shape[0]
+    check_len("out", out.shape[0], n)
+    if name not in ("exp", "tanh"):
+        raise ValueError("name must be 'exp' or 'tanh'")
+    cdef bint is_exp = name == "exp"
+    with nogil:
+        for i in range(n):
+            out[i] = fm_expf(x[i]) if is_exp else fm_tanhf(x[i])
