@@ -26,7 +26,7 @@ int main(void) {
 }
 """
 
-KERNELS = ["_runtime", "activations", "dense", "losses", "optim", "plan"]
+KERNELS = ["_runtime", "activations", "checks", "dense", "losses", "optim", "plan"]
 
 
 def openmp_flags(compiler):

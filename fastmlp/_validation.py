@@ -7,6 +7,8 @@ problem.  Arrays are copied only when their dtype or layout requires it.
 """
 import numpy as np
 
+from ._kernels.checks import all_finite, label_range
+
 _REJECTED_KINDS = {"b": "bool", "c": "complex", "O": "object", "U": "string", "S": "bytes",
                    "V": "structured", "M": "datetime", "m": "timedelta"}
 
@@ -20,8 +22,8 @@ def _numeric(a, name):
 
 
 def _all_finite(a):
-    # min and max propagate NaN and reach +-inf, and allocate nothing
-    return a.size == 0 or (np.isfinite(a.min()) and np.isfinite(a.max()))
+    """a: a C-contiguous float32/float64 array of any shape."""
+    return all_finite(a.reshape(a.shape[0] if a.ndim else 1, -1))
 
 
 def check_features(X, n_features, dtype, name="X"):
@@ -60,17 +62,24 @@ def check_classification_target(y, n_samples, n_classes, dtype, name="y"):
     if y.shape[0] != n_samples:
         raise ValueError(f"{name} has {y.shape[0]} samples, X has {n_samples}")
     if y.dtype.kind == "f":
-        if not _all_finite(y):
+        if not _all_finite(np.ascontiguousarray(y)):
             raise ValueError(f"{name} contains NaN or infinity")
         if np.any(y != np.floor(y)):
             raise ValueError(f"{name} holds non-integer class labels; labels must be integers "
                              f"in [0, {n_classes})")
-    low, high = y.min(), y.max()
+        if y.min() < 0 or y.max() >= n_classes:  # before the cast, which could wrap
+            bad = (y.min() if y.min() < 0 else y.max()).item()
+            raise ValueError(f"{name} holds label {bad:g} outside [0, {n_classes}): the last "
+                             f"layer has {n_classes} units, one per class")
+    if y.dtype == np.uint64 and y.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} holds label {y.max()} outside [0, {n_classes})")
+    y = np.ascontiguousarray(y, dtype=np.int64)
+    low, high = label_range(y)
     if low < 0 or high >= n_classes:
-        bad = (low if low < 0 else high).item()
+        bad = low if low < 0 else high
         raise ValueError(f"{name} holds label {bad} outside [0, {n_classes}): the last layer "
                          f"has {n_classes} units, one per class")
-    return np.ascontiguousarray(y, dtype=np.int64)
+    return y
 
 
 def check_regression_target(y, n_samples, n_outputs, dtype, name="y"):

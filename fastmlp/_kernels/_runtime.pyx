@@ -29,9 +29,6 @@ cdef extern from *:
     int fm_openmp_enabled()
     int fm_openmp_max_threads()
 
-# Below this many multiply-adds per thread a step is faster on one thread: the
-# fork/join of a parallel region (~1-2 us each) would cost more than it saves.
-cdef double MIN_WORK_PER_THREAD = 200000.0
 
 cdef int _num_threads = fm_openmp_max_threads() if fm_openmp_max_threads() > 0 else 1
 cdef bint _blas_controlled = fm_blas_threads_init(<void *>sgemm)
@@ -41,10 +38,11 @@ cdef int num_threads() noexcept nogil:
     return _num_threads
 
 
-cdef int threads_for(double work) noexcept nogil:
-    """Threads to use for `work` multiply-adds: at most num_threads()."""
+cdef int threads_for(double work, double grain) noexcept nogil:
+    """Threads to use for `work` units: at most num_threads(), and at least
+    `grain` units each (GEMM_GRAIN or ELEMENTWISE_GRAIN)."""
     cdef int n = _num_threads
-    while n > 1 and work / n < MIN_WORK_PER_THREAD:
+    while n > 1 and work / n < grain:
         n -= 1
     return n
 

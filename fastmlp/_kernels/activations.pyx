@@ -11,7 +11,7 @@ from fastmlp._kernels._cfm cimport (FM_N_ACTIVATIONS, fm_activation_name,
                                     activation_forward as c_forward,
                                     activation_backward as c_backward)
 from fastmlp._kernels._blocks cimport flush_denormals_begin, flush_denormals_end, share_lo
-from fastmlp._kernels._runtime cimport threads_for
+from fastmlp._kernels._runtime cimport threads_for, ELEMENTWISE_GRAIN
 
 include "_checks.pxi"
 
@@ -40,7 +40,7 @@ def activation_forward(const floating[:, ::1] Z, str activation, floating[:, ::1
     cdef Py_ssize_t rows = Z.shape[0], cols = Z.shape[1], r0, r1
     if rows == 0 or cols == 0:
         return
-    cdef int nt = threads_for(<double>rows * cols / 8), tid
+    cdef int nt = threads_for(<double>rows * cols / 8, ELEMENTWISE_GRAIN), tid
     cdef unsigned int fpu
     with nogil, parallel(num_threads=nt):
         fpu = flush_denormals_begin()
@@ -65,7 +65,7 @@ def activation_backward(const floating[:, ::1] Z, const floating[:, ::1] A,
     check_shape2("out", out.shape[0], out.shape[1], rows, cols)
     if rows == 0 or cols == 0:
         return
-    cdef int nt = threads_for(<double>rows * cols / 8), tid
+    cdef int nt = threads_for(<double>rows * cols / 8, ELEMENTWISE_GRAIN), tid
     cdef unsigned int fpu
     with nogil, parallel(num_threads=nt):
         fpu = flush_denormals_begin()

@@ -15,7 +15,7 @@ from libc.string cimport memcpy
 from fastmlp._kernels._blocks cimport (share_lo, dense_forward_rows, dense_param_grad_share,
                                        dense_input_grad_rows, activation_backward_rows,
                                        flush_denormals_begin, flush_denormals_end)
-from fastmlp._kernels._runtime cimport threads_for, blas_enter, blas_leave
+from fastmlp._kernels._runtime cimport threads_for, GEMM_GRAIN, blas_enter, blas_leave
 from fastmlp._kernels.activations import activation_code
 
 include "_checks.pxi"
@@ -39,7 +39,7 @@ def dense_forward(const floating[:, ::1] X, const floating[:, ::1] W, const floa
     check_shape2("A", A.shape[0], A.shape[1], rows, n_out)
     if rows == 0 or n_out == 0:
         return
-    nt = threads_for(<double>rows * n_in * n_out)
+    nt = threads_for(<double>rows * n_in * n_out, GEMM_GRAIN)
     blas_enter()
     cdef unsigned int fpu
     with nogil, parallel(num_threads=nt):
@@ -83,7 +83,7 @@ def dense_backward(const floating[:, ::1] X, const floating[:, ::1] W,
         dW[:, :] = 0
         db[:] = 0
         return
-    nt = threads_for(<double>rows * n_in * n_out)
+    nt = threads_for(<double>rows * n_in * n_out, GEMM_GRAIN)
     blas_enter()
     # 1) each thread: its rows of dZ = dA * f'(Z), then the same rows of dX = dZ W^T
     cdef unsigned int fpu

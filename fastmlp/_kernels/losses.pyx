@@ -13,7 +13,7 @@ from libc.stdlib cimport malloc, free
 from fastmlp._kernels._cfm cimport (softmax_xent_labels, softmax_xent_targets,
                                     softmax as c_softmax, squared_error)
 from fastmlp._kernels._blocks cimport flush_denormals_begin, flush_denormals_end, share_lo
-from fastmlp._kernels._runtime cimport threads_for
+from fastmlp._kernels._runtime cimport threads_for, ELEMENTWISE_GRAIN
 
 include "_checks.pxi"
 
@@ -26,7 +26,7 @@ cdef double _reduce_rows(int kind, const floating *z, const int64_t *labels,
                          const floating *targets, const floating *w, floating *g,
                          Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
     """Sum over rows of the weighted per-row loss; g gets the gradient of the mean."""
-    cdef int nt = threads_for(<double>rows * cols * 4), tid
+    cdef int nt = threads_for(<double>rows * cols * 4, ELEMENTWISE_GRAIN), tid
     cdef double *parts = <double *>malloc(nt * sizeof(double))
     cdef double total = 0.0
     cdef Py_ssize_t r0, r1
@@ -145,7 +145,7 @@ def softmax(const floating[:, ::1] Z, floating[:, ::1] out):
     check_shape2("out", out.shape[0], out.shape[1], rows, cols)
     if rows == 0 or cols == 0:
         return
-    cdef int nt = threads_for(<double>rows * cols * 4), tid
+    cdef int nt = threads_for(<double>rows * cols * 4, ELEMENTWISE_GRAIN), tid
     cdef unsigned int fpu
     with nogil, parallel(num_threads=nt):
         fpu = flush_denormals_begin()

@@ -7,7 +7,7 @@ from cython cimport floating
 from cython.parallel cimport parallel, threadid
 from fastmlp._kernels._cfm cimport sgd_update as c_sgd, adam_update as c_adam
 from fastmlp._kernels._blocks cimport flush_denormals_begin, flush_denormals_end, chunk_lo, adam_scales
-from fastmlp._kernels._runtime cimport threads_for
+from fastmlp._kernels._runtime cimport threads_for, ELEMENTWISE_GRAIN
 
 include "_checks.pxi"
 
@@ -33,7 +33,7 @@ def sgd_update(floating[::1] params, const floating[::1] grads, floating[::1] ve
         raise ValueError("momentum needs a velocity buffer")
     if n == 0:
         return
-    cdef int nt = threads_for(<double>n / 4), tid
+    cdef int nt = threads_for(<double>n / 4, ELEMENTWISE_GRAIN), tid
     cdef unsigned int fpu
     with nogil, parallel(num_threads=nt):
         fpu = flush_denormals_begin()
@@ -65,7 +65,7 @@ def adam_update(floating[::1] params, const floating[::1] grads, floating[::1] m
         return
     cdef double step_size, inv_sqrt_bc2
     adam_scales(lr, beta1, beta2, step, &step_size, &inv_sqrt_bc2)
-    cdef int nt = threads_for(<double>n / 2), tid
+    cdef int nt = threads_for(<double>n / 2, ELEMENTWISE_GRAIN), tid
     cdef unsigned int fpu
     with nogil, parallel(num_threads=nt):
         fpu = flush_denormals_begin()

@@ -48,7 +48,8 @@ from fastmlp._kernels._blocks cimport (share_lo, chunk_lo, adam_scales, dense_fo
                                        dense_param_grad_share, dense_input_grad_rows,
                                        activation_backward_rows, flush_denormals_begin,
                                        flush_denormals_end)
-from fastmlp._kernels._runtime cimport threads_for, num_threads, blas_enter, blas_leave
+from fastmlp._kernels._runtime cimport (threads_for, GEMM_GRAIN, ELEMENTWISE_GRAIN,
+                                        blas_enter, blas_leave)
 
 cdef enum:
     STATUS_OK = 0             # Plan.status after a step
@@ -64,6 +65,7 @@ cdef enum:
 
 cdef enum:
     MAX_THREADS = 64  # most threads one step uses (sizes per-thread partial results)
+    MIN_ROWS_PER_THREAD = 32
 
 # Rows per block of an inference forward pass: big enough for efficient GEMMs,
 # small enough that a block of the widest layer stays in L2.
@@ -521,11 +523,15 @@ cdef class Plan:
     # -- steps ----------------------------------------------------------------
 
     cdef int _threads(self, Py_ssize_t rows):
+        """Threads for a batch of `rows`: enough multiply-adds per thread
+        (threads_for) and at least MIN_ROWS_PER_THREAD rows each, since GEMMs on
+        thinner row blocks run far below the BLAS's peak."""
         cdef double work = 0
         cdef int i
         for i in range(self.s.n_layers):
             work += <double>self.s.layers[i].n_in * self.s.layers[i].n_out
-        return min(threads_for(work * rows), MAX_THREADS)
+        return max(1, min(threads_for(work * rows, GEMM_GRAIN), rows // MIN_ROWS_PER_THREAD,
+                          MAX_THREADS))
 
     cdef Batch _batch(self, X, y, sample_weight, order) except *:
         """Check the arrays against the plan (shapes, dtypes, contiguity) and describe them."""
@@ -596,7 +602,7 @@ cdef class Plan:
     def apply_update(self):
         """One optimizer update of every parameter from the flat gradient buffer
         (status tells whether every new parameter is finite)."""
-        cdef int nt = min(threads_for(<double>self.s.n_params / 2), MAX_THREADS)
+        cdef int nt = min(threads_for(<double>self.s.n_params / 2, ELEMENTWISE_GRAIN), MAX_THREADS)
         self.s.status = STATUS_OK
         with nogil:
             if self.is_double:
@@ -649,7 +655,7 @@ cdef class Plan:
             return out
         cdef char *xp = _address(X)
         cdef char *op = _address(out)
-        cdef int nt = min(self._threads(rows), (rows + 63) // 64)
+        cdef int nt = self._threads(rows)
         cdef int width = self.width, status
         blas_enter()
         with nogil:
