@@ -3,6 +3,7 @@
 OpenMP is probed by compiling and running a tiny program; its flags are added
 only when that works, otherwise the kernels build serial and the build says so.
 """
+import glob
 import os
 import subprocess
 import sys
@@ -75,6 +76,7 @@ extensions = [
         f"fastmlp._kernels.{name}",
         [f"fastmlp/_kernels/{name}.pyx"],
         include_dirs=["csrc", np.get_include()],
+        depends=sorted(glob.glob("csrc/*.h")),  # a header change rebuilds the modules
         extra_compile_args=list(compile_args),
         extra_link_args=[],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],

@@ -8,11 +8,12 @@
  * the work across OpenMP threads and calls these functions on each thread's
  * block while it is still in cache after the GEMM that produced it.
  *
- * The code is written once in fm_kernels_impl.h and instantiated twice, for
- * float (suffix _f32) and double (suffix _f64).
+ * The code is written once, type-generic, in fm_activations_impl.h,
+ * fm_losses_impl.h and fm_optim_impl.h, and instantiated twice: for float
+ * (suffix _f32) and double (suffix _f64).
  *
  * Activations are listed once, in FM_ACTIVATIONS below.  Adding one means:
- *   1. a scalar forward  fm_<name>_<T>(z, alpha)            in fm_kernels_impl.h
+ *   1. a scalar forward  fm_<name>_<T>(z, alpha)            in fm_activations_impl.h
  *   2. a scalar derivative fm_<name>_grad_<T>(z, a, alpha)  (a = f(z) is given
  *      so derivatives such as sigmoid's a(1-a) need no second exp)
  *   3. one line in FM_ACTIVATIONS, and its NumPy twin in fastmlp/_reference.py.
@@ -77,7 +78,9 @@ static const char *fm_activation_name(int code)
 #define FM_LOG logf
 #define FM_TANH fm_tanhf
 #define FM_SQRT sqrtf
-#include "fm_kernels_impl.h"
+#include "fm_activations_impl.h"
+#include "fm_losses_impl.h"
+#include "fm_optim_impl.h"
 #undef FM_T
 #undef FM_SUF
 #undef FM_EXP
@@ -91,7 +94,9 @@ static const char *fm_activation_name(int code)
 #define FM_LOG log
 #define FM_TANH tanh
 #define FM_SQRT sqrt
-#include "fm_kernels_impl.h"
+#include "fm_activations_impl.h"
+#include "fm_losses_impl.h"
+#include "fm_optim_impl.h"
 #undef FM_T
 #undef FM_SUF
 #undef FM_EXP
