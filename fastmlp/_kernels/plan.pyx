@@ -137,6 +137,29 @@ cdef inline void _gather(Step *s, Batch *bt, Py_ssize_t r0, Py_ssize_t r1,
             (<floating *>s.wbuf)[r] = (<const floating *>bt.weights)[src]
 
 
+cdef inline double _loss_rows(Step *s, LayerSpec *lay, const int64_t *labels,
+                              const floating *targets, const floating *w, Py_ssize_t rows,
+                              Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    """Rows [r0, r1) of the batch's loss on the last layer's output A: returns
+    their weighted sum and writes dLoss/dA (of the batch mean) into lay.dZ."""
+    cdef int k = lay.n_out
+    cdef const floating *a = <const floating *>lay.A + r0 * k
+    cdef floating *g = <floating *>lay.dZ + r0 * k
+    cdef const floating *wr = w + r0 if w != NULL else NULL
+    if s.loss_kind == LOSS_SCE:
+        if labels != NULL:
+            return softmax_xent_labels(a, labels + r0, wr, g, r1 - r0, k, 1.0 / rows)
+        return softmax_xent_targets(a, targets + r0 * k, wr, g, r1 - r0, k, 1.0 / rows)
+    return squared_error(a, targets + r0 * k, wr, g, r1 - r0, k, 1.0 / (<double>rows * k))
+
+
+cdef inline double _loss_mean(Step *s, double total, Py_ssize_t rows) noexcept nogil:
+    """The batch loss from the sum of _loss_rows over all rows."""
+    if s.loss_kind == LOSS_SCE:
+        return total / rows
+    return total * 0.5 / (<double>rows * s.layers[s.n_layers - 1].n_out)
+
+
 cdef void _region_forward(Step *s, Batch *bt, int tid, int nt,
                           const floating *dummy) noexcept nogil:
     cdef Py_ssize_t rows = bt.rows
@@ -148,7 +171,7 @@ cdef void _region_forward(Step *s, Batch *bt, int tid, int nt,
     cdef floating *P = <floating *>s.params
     cdef int L = s.n_layers, l, k
     cdef LayerSpec *lay
-    cdef double scale, part
+    cdef double part
     if bt.order != NULL:
         _gather(s, bt, r0, r1, dummy)
         x = <const floating *>s.xbuf
@@ -165,21 +188,7 @@ cdef void _region_forward(Step *s, Batch *bt, int tid, int nt,
     # loss and dLoss/dZ of the last layer on the same rows
     lay = &s.layers[L - 1]
     k = lay.n_out
-    if s.loss_kind == LOSS_SCE:
-        scale = 1.0 / rows
-        if labels != NULL:
-            part = softmax_xent_labels(<floating *>lay.A + r0 * k, labels + r0,
-                                       w + r0 if w != NULL else NULL,
-                                       <floating *>lay.dZ + r0 * k, r1 - r0, k, scale)
-        else:
-            part = softmax_xent_targets(<floating *>lay.A + r0 * k, targets + r0 * k,
-                                        w + r0 if w != NULL else NULL,
-                                        <floating *>lay.dZ + r0 * k, r1 - r0, k, scale)
-    else:
-        scale = 1.0 / (<double>rows * k)
-        part = squared_error(<floating *>lay.A + r0 * k, targets + r0 * k,
-                             w + r0 if w != NULL else NULL,
-                             <floating *>lay.dZ + r0 * k, r1 - r0, k, scale)
+    part = _loss_rows(s, lay, labels, targets, w, rows, r0, r1)
     s.loss_parts[tid] = part
     if lay.act != ACT_IDENTITY:  # loss on A = f(Z): chain rule into dZ
         activation_backward_rows(<floating *>lay.Z, <floating *>lay.A, <floating *>lay.dZ,
@@ -250,10 +259,7 @@ cdef double _step(Step *s, Batch *bt, bint backward, bint update, int nt,
         flush_denormals_end(fpu)
     for tid in range(nt):
         total += s.loss_parts[tid]
-    if s.loss_kind == LOSS_SCE:
-        total /= bt.rows
-    else:
-        total *= 0.5 / (<double>bt.rows * s.layers[L - 1].n_out)
+    total = _loss_mean(s, total, bt.rows)
     if not backward:
         return total
     if not isfinite(total):
