@@ -110,3 +110,23 @@ static FM_HOT void FM_FN(column_sums)(const FM_T *dz, FM_T *db, ptrdiff_t rows, 
         for (ptrdiff_t c = c0; c < c1; c++) db[c] += dr[c];
     }
 }
+
+
+/* ---- dropout --------------------------------------------------------------- */
+
+/* out[r, :] = in[r, :] * keep(r, c) * scale for rows [r0, r1) of a (., cols) array
+ * (in may be out: the backward pass applies the same mask to the gradient). */
+static FM_HOT void FM_FN(dropout_rows)(const FM_T *in, FM_T *out, ptrdiff_t r0, ptrdiff_t r1,
+                                       ptrdiff_t cols, uint32_t k0, uint32_t k1,
+                                       uint32_t threshold, FM_T scale)
+{
+    for (ptrdiff_t r = r0; r < r1; r++) {
+        const FM_T *ir = in + r * cols;
+        FM_T *orow = out + r * cols;
+        uint32_t base = (uint32_t)(r * cols);
+        for (ptrdiff_t c = 0; c < cols; c++) {
+            uint32_t u = fm_hash32(fm_hash32((base + (uint32_t)c) ^ k0) + k1);
+            orow[c] = u >= threshold ? ir[c] * scale : (FM_T)0;
+        }
+    }
+}

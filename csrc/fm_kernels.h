@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "fm_math.h"
+#include "fm_dropout.h"
 
 /* Reductions in the loops below may be reordered (vectorized): the results
  * then differ from a serial sum only by rounding, and NaN still propagates. */

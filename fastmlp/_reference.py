@@ -9,7 +9,7 @@ baseline they are benchmarked against (``backend="numpy"``).
 import numpy as np
 
 __all__ = [
-    "ACTIVATIONS", "activation_code", "activation_forward", "activation_backward",
+    "ACTIVATIONS", "activation_code", "activation_forward", "activation_backward", "dropout",
     "dense_forward", "dense_backward", "softmax_cross_entropy", "mean_squared_error",
     "softmax", "sgd_update", "adam_update", "Plan",
 ]
@@ -71,6 +71,51 @@ def activation_backward(Z, A, dA, activation, out, alpha=0.01):
     for name, M in (("A", A), ("dA", dA), ("out", out)):
         _check(name, M, Z.shape)
     np.multiply(dA, _DERIVATIVE[activation](Z, A, alpha), out=out)
+
+
+# ---- dropout: the counter-based masks of csrc/fm_dropout.h ------------------------
+
+def _hash32(x):
+    """lowbias32 (C. Wellons) on uint32 arrays or scalars, wrapping like C."""
+    x = np.asarray(x, dtype=np.uint32)
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(0x7FEB352D)
+    x = x ^ (x >> np.uint32(15))
+    x = x * np.uint32(0x846CA68B)
+    return x ^ (x >> np.uint32(16))
+
+
+def _dropout_key(seed, layer, step):
+    seed, step = int(seed) & 0xFFFFFFFFFFFFFFFF, int(step) & 0xFFFFFFFFFFFFFFFF
+    with np.errstate(over="ignore"):
+        h = _hash32(np.uint32(seed & 0xFFFFFFFF)
+                    ^ _hash32(np.uint32(seed >> 32) + np.uint32(0x9E3779B9)))
+        h = _hash32(h ^ _hash32(np.uint32(layer) + np.uint32(0x85EBCA6B)))
+        h = _hash32(h ^ np.uint32(step & 0xFFFFFFFF))
+        h = _hash32(h ^ np.uint32(step >> 32))
+        return h, _hash32(h + np.uint32(0x632BE5AB))
+
+
+def _dropout_mask(shape, p, seed, layer, step):
+    """Boolean keep-mask of a (rows, cols) output: element (r, c) is kept iff its
+    draw H(H((r cols + c) ^ k0) + k1) reaches p 2^32."""
+    rows, cols = shape
+    k0, k1 = _dropout_key(seed, layer, step)
+    counters = np.arange(rows * cols, dtype=np.uint64).astype(np.uint32).reshape(rows, cols)
+    with np.errstate(over="ignore"):
+        draws = _hash32(_hash32(counters ^ k0) + k1)
+    threshold = min(int(p * 4294967296.0), 0xFFFFFFFF)
+    return draws >= np.uint32(threshold)
+
+
+def dropout(X, out, p, seed, layer, step):
+    """Inverted dropout: out = X * mask / (1 - p) with the mask keyed by
+    (seed, layer, step, row, unit) (out may be X)."""
+    _check("out", out, X.shape)
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"the dropout rate must be in [0, 1), got {p}")
+    mask = _dropout_mask(X.shape, p, seed, layer, step)
+    np.multiply(X, mask * X.dtype.type(1.0 / (1.0 - p)), out=out)
 
 
 # ---- dense layer ---------------------------------------------------------------
@@ -196,17 +241,21 @@ class Plan:
     """NumPy twin of fastmlp._kernels.plan.Plan: the same train step, layer by
     layer with the kernels above (one NumPy call per operation)."""
 
-    def __init__(self, layers, params, grads, loss_kind):
+    def __init__(self, layers, params, grads, loss_kind, seed=0):
         if not layers:
             raise ValueError("a plan needs at least one layer")
         self.dtype = params.dtype
+        self.seed = seed
         self.layers = []
-        for n_in, n_out, act, alpha, w_off, b_off in layers:
+        for i, (n_in, n_out, act, alpha, w_off, b_off, drop) in enumerate(layers):
+            if not 0.0 <= drop < 1.0 or (drop > 0 and i == len(layers) - 1):
+                raise ValueError(f"layer {i}: dropout rate {drop} must be in [0, 1), and 0 "
+                                 "on the last layer")
             W = params[w_off:w_off + n_in * n_out].reshape(n_in, n_out)
             b = params[b_off:b_off + n_out]
             dW = grads[w_off:w_off + n_in * n_out].reshape(n_in, n_out)
             db = grads[b_off:b_off + n_out]
-            self.layers.append((W, b, dW, db, ACTIVATIONS[act], alpha))
+            self.layers.append((W, b, dW, db, ACTIVATIONS[act], alpha, drop))
         self.params, self.grads = params, grads
         self.loss_kind = loss_kind
         self.capacity = 0
@@ -226,19 +275,24 @@ class Plan:
         if rows <= self.capacity:
             return
         self.buffers = []
-        for W, _, _, _, act, _ in self.layers:
+        for W, _, _, _, act, _, drop in self.layers:
             Z = np.empty((rows, W.shape[1]), self.dtype)
             A = Z if act == "identity" else np.empty_like(Z)
-            self.buffers.append((Z, A, np.empty_like(Z)))
+            D = A if drop == 0 else np.empty_like(Z)
+            self.buffers.append((Z, A, D, np.empty_like(Z)))
         self.capacity = rows
 
-    def _forward(self, X):
+    def _forward(self, X, training=True):
         n = X.shape[0]
         self.ensure_capacity(n)
         inp = X
-        for (W, b, _, _, act, alpha), (Z, A, _) in zip(self.layers, self.buffers):
+        for i, ((W, b, _, _, act, alpha, drop), (Z, A, D, _)) in enumerate(
+                zip(self.layers, self.buffers)):
             dense_forward(inp, W, b, act, Z[:n], A[:n], alpha)
             inp = A[:n]
+            if training and drop > 0:
+                dropout(inp, D[:n], drop, self.seed, i, self.step)
+                inp = D[:n]
         return inp
 
     def _loss(self, out, y, sample_weight, grad):
@@ -250,16 +304,18 @@ class Plan:
         n = X.shape[0]
         self.status = 0
         out = self._forward(X)
-        dA = self.buffers[-1][2][:n]
+        dA = self.buffers[-1][3][:n]
         loss = self._loss(out, y, sample_weight, dA)
         if not np.isfinite(loss):
             self.status = 1
             return loss
         for i in range(len(self.layers) - 1, -1, -1):
-            W, _, dW, db, act, alpha = self.layers[i]
-            Z, A, dZ = (buf[:n] for buf in self.buffers[i])
-            inp = X if i == 0 else self.buffers[i - 1][1][:n]
-            dX = None if i == 0 else self.buffers[i - 1][2][:n]
+            W, _, dW, db, act, alpha, drop = self.layers[i]
+            Z, A, _, dZ = (buf[:n] for buf in self.buffers[i])
+            if drop > 0:  # dZ holds dLoss/dD: through the same mask to dLoss/dA
+                dropout(dZ, dZ, drop, self.seed, i, self.step)
+            inp = X if i == 0 else self.buffers[i - 1][2][:n]
+            dX = None if i == 0 else self.buffers[i - 1][3][:n]
             # dZ holds dLoss/dA on entry; dense_backward turns it into dLoss/dZ in place
             dense_backward(inp, W, Z, A, dZ, act, dZ, dW, db, dX, alpha)
         if not np.isfinite(self.grads).all():
@@ -304,7 +360,7 @@ class Plan:
     def predict(self, X, out, output_transform=True):
         if X.shape[0] == 0:
             return out
-        out[...] = self._forward(X)
+        out[...] = self._forward(X, training=False)
         if output_transform and self.loss_kind == 0:
             softmax(out, out)
         return out

@@ -2,7 +2,7 @@
 from . import activations as _activations
 from .initializers import INITIALIZERS, default_for
 
-__all__ = ["Dense"]
+__all__ = ["Dense", "Dropout"]
 
 
 class Dense:
@@ -37,3 +37,29 @@ class Dense:
 
     def __repr__(self):
         return f"Dense({self.units}, activation={self.activation!r})"
+
+
+class Dropout:
+    """Inverted dropout on the previous layer's output (Srivastava et al. 2014).
+
+    During training each unit of each sample is zeroed with probability `rate`
+    and the kept ones are scaled by 1 / (1 - rate); at inference (predict,
+    evaluate) the layer passes its input through unchanged.  Masks come from a
+    counter-based RNG keyed by (model seed, layer, step, sample, unit): they do
+    not depend on the thread count, and a resumed run reproduces them.
+
+    Parameters
+    ----------
+    rate : float in [0, 1)
+        Probability of dropping a unit.  Must follow a Dense layer, and cannot
+        be the last layer.
+    """
+
+    def __init__(self, rate):
+        rate = float(rate)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"Dropout rate must be in [0, 1), got {rate}")
+        self.rate = rate
+
+    def __repr__(self):
+        return f"Dropout({self.rate:g})"

@@ -9,7 +9,7 @@ from ._backend import BACKENDS, kernels
 from ._validation import (check_classification_target, check_features, check_positive_int,
                           check_regression_target)
 from .initializers import initialize
-from .layers import Dense
+from .layers import Dense, Dropout
 
 __all__ = ["Sequential", "History"]
 
@@ -44,7 +44,8 @@ class Sequential:
 
     Parameters
     ----------
-    layers : list of Dense
+    layers : list of Dense and Dropout layers
+        A Dropout applies to the output of the Dense layer before it.
     input_dim : int or None
         Number of input features; None builds the model on the first fit().
     dtype : "float32" (default, fast) or "float64"
@@ -61,8 +62,7 @@ class Sequential:
 
     def __init__(self, layers, input_dim=None, dtype="float32", seed=0, backend="native"):
         layers = list(layers)
-        if not layers or not all(isinstance(layer, Dense) for layer in layers):
-            raise ValueError("layers must be a non-empty list of fastmlp.Dense layers")
+        self._dense, self._dropout = _stack(layers)
         if np.dtype(dtype) not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
         if backend not in BACKENDS:
@@ -89,7 +89,7 @@ class Sequential:
         rng = np.random.default_rng(self.seed)
         self._layout = []          # (n_in, n_out, w_offset, b_offset) per layer
         offset, n_in = 0, input_dim
-        for layer in self.layers:
+        for layer in self._dense:
             w_off = offset
             b_off = _aligned(w_off + n_in * layer.units)
             offset = _aligned(b_off + layer.units)
@@ -97,7 +97,7 @@ class Sequential:
             n_in = layer.units
         self.params = np.zeros(offset, dtype=self.dtype)
         self.grads = np.zeros(offset, dtype=self.dtype)
-        for layer, (n_in, n_out, w_off, _) in zip(self.layers, self._layout):
+        for layer, (n_in, n_out, w_off, _) in zip(self._dense, self._layout):
             W = initialize(layer.init, rng, n_in, n_out)
             self.params[w_off:w_off + n_in * n_out] = W.ravel()
         self.input_dim = input_dim
@@ -122,7 +122,7 @@ class Sequential:
                 raise ValueError(f"unknown metric {m!r}; choose from {', '.join(_METRICS)}")
             if m == "accuracy" and not loss.classification:
                 raise ValueError("the accuracy metric needs a classification loss")
-        last = self.layers[-1]
+        last = self._dense[-1]
         if loss.name == "softmax_cross_entropy" and last.activation.name != "identity":
             raise ValueError("with softmax_cross_entropy the last layer must output logits "
                              f"(activation=None), not {last.activation!r}: the softmax is "
@@ -136,9 +136,11 @@ class Sequential:
 
     def _make_plan(self):
         specs = [(n_in, n_out, self._kernels.activation_code(layer.activation.name),
-                  layer.activation.alpha, w_off, b_off)
-                 for layer, (n_in, n_out, w_off, b_off) in zip(self.layers, self._layout)]
-        self._plan = self._kernels.Plan(specs, self.params, self.grads, self.loss.kind)
+                  layer.activation.alpha, w_off, b_off, drop)
+                 for layer, drop, (n_in, n_out, w_off, b_off)
+                 in zip(self._dense, self._dropout, self._layout)]
+        self._plan = self._kernels.Plan(specs, self.params, self.grads, self.loss.kind,
+                                        seed=self.seed)
         self._opt_state = [np.zeros_like(self.params) for _ in range(self.optimizer.n_state)]
         self.optimizer._bind(self._plan, self._opt_state)
 
@@ -152,7 +154,7 @@ class Sequential:
 
     @property
     def n_outputs(self):
-        return self.layers[-1].units
+        return self._dense[-1].units
 
     # -- data checks ---------------------------------------------------------------
 
@@ -359,6 +361,9 @@ class Sequential:
         n_in = self.input_dim
         total = 0
         for i, layer in enumerate(self.layers):
+            if isinstance(layer, Dropout):
+                lines.append(f"  {i}: {layer!r:45s} output (n, {n_in:<5d}) params 0")
+                continue
             count = (n_in * layer.units + layer.units) if n_in is not None else None
             total += count or 0
             lines.append(f"  {i}: {layer!r:45s} output (n, {layer.units:<5d}) params "
@@ -373,6 +378,28 @@ class Sequential:
         inner = ", ".join(repr(layer) for layer in self.layers)
         return (f"Sequential([{inner}], input_dim={self.input_dim}, dtype={self.dtype.name!r}, "
                 f"backend={self.backend!r})")
+
+
+def _stack(layers):
+    """The Dense layers and the dropout rate after each, from a layer list
+    (Dropout must follow a Dense; the last layer is a Dense)."""
+    dense, dropout = [], []
+    for i, layer in enumerate(layers):
+        if isinstance(layer, Dense):
+            dense.append(layer)
+            dropout.append(0.0)
+        elif isinstance(layer, Dropout):
+            if i == 0 or not isinstance(layers[i - 1], Dense):
+                raise ValueError(f"layer {i}: a Dropout must directly follow a Dense layer")
+            dropout[-1] = layer.rate
+        else:
+            raise ValueError(f"layer {i} is {layer!r}: layers must be fastmlp.Dense or "
+                             "fastmlp.Dropout")
+    if not layers:
+        raise ValueError("layers must be a non-empty list of fastmlp.Dense/Dropout layers")
+    if not isinstance(layers[-1], Dense):
+        raise ValueError("the last layer must be a Dense layer (the model's output)")
+    return dense, dropout
 
 
 def _divergence_error(status, loss, where):

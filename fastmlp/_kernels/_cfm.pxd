@@ -6,6 +6,19 @@ from cython cimport floating
 from libc.stdint cimport int64_t
 
 cdef extern from "fm_kernels.h" nogil:
+    ctypedef struct fm_dropout_key_t:
+        unsigned int k0
+        unsigned int k1
+    fm_dropout_key_t fm_dropout_key(unsigned long long seed, unsigned int layer,
+                                    unsigned long long step)
+    unsigned int fm_dropout_threshold(double p)
+    void fm_dropout_rows_f32(const float *inp, float *out, Py_ssize_t r0, Py_ssize_t r1,
+                             Py_ssize_t cols, unsigned int k0, unsigned int k1,
+                             unsigned int threshold, float scale)
+    void fm_dropout_rows_f64(const double *inp, double *out, Py_ssize_t r0, Py_ssize_t r1,
+                             Py_ssize_t cols, unsigned int k0, unsigned int k1,
+                             unsigned int threshold, double scale)
+
     int FM_N_ACTIVATIONS
     const char *fm_activation_name(int code)
 
@@ -63,6 +76,17 @@ cdef inline void bias_activation(int act, double alpha, floating *z, floating *a
         fm_bias_activation_f32(act, <float>alpha, z, a, b, rows, cols)
     else:
         fm_bias_activation_f64(act, alpha, z, a, b, rows, cols)
+
+
+# out[r0:r1] = inp[r0:r1] * mask * 1/(1-p), the mask of (seed, layer, step)
+cdef inline void dropout_rows(const floating *inp, floating *out, Py_ssize_t r0, Py_ssize_t r1,
+                              Py_ssize_t cols, fm_dropout_key_t key, double p) noexcept nogil:
+    if floating is float:
+        fm_dropout_rows_f32(inp, out, r0, r1, cols, key.k0, key.k1, fm_dropout_threshold(p),
+                            <float>(1.0 / (1.0 - p)))
+    else:
+        fm_dropout_rows_f64(inp, out, r0, r1, cols, key.k0, key.k1, fm_dropout_threshold(p),
+                            1.0 / (1.0 - p))
 
 
 # a = f(z)

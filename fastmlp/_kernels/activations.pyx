@@ -7,7 +7,8 @@ rows of a 2-D array split across threads.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, threadid
-from fastmlp._kernels._cfm cimport (FM_N_ACTIVATIONS, fm_activation_name,
+from fastmlp._kernels._cfm cimport (FM_N_ACTIVATIONS, fm_activation_name, fm_dropout_key_t,
+                                    fm_dropout_key, dropout_rows,
                                     activation_forward as c_forward,
                                     activation_backward as c_backward)
 from fastmlp._kernels._blocks cimport flush_denormals_begin, flush_denormals_end, share_lo
@@ -92,3 +93,34 @@ def _float32_math(str name, const float[::1] x, float[::1] out):
     with nogil:
         for i in range(n):
             out[i] = fm_expf(x[i]) if is_exp else fm_tanhf(x[i])
+
+
+def dropout(const floating[:, ::1] X, floating[:, ::1] out, double p, seed, int layer,
+            step):
+    """Inverted dropout: out = X * mask / (1 - p), mask[r, c] ~ Bernoulli(1 - p).
+
+    The mask comes from a counter-based RNG keyed by (seed, layer, step, r, c)
+    (csrc/fm_dropout.h), so it does not depend on the thread count and the
+    backward pass can recompute it.
+
+    X : ndarray of shape (n, m)    # IN
+    out : ndarray of shape (n, m)  # OUT (may be X: that applies the mask to a gradient)
+    p : dropout rate in [0, 1)
+    """
+    cdef Py_ssize_t rows = X.shape[0], cols = X.shape[1], r0, r1
+    check_shape2("out", out.shape[0], out.shape[1], rows, cols)
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"the dropout rate must be in [0, 1), got {p}")
+    if rows == 0 or cols == 0:
+        return
+    cdef fm_dropout_key_t key = fm_dropout_key(<unsigned long long>(int(seed) & 0xffffffffffffffff),
+                                               layer, <unsigned long long>int(step))
+    cdef int nt = threads_for(<double>rows * cols / 4, ELEMENTWISE_GRAIN), tid
+    cdef unsigned int fpu
+    with nogil, parallel(num_threads=nt):
+        fpu = flush_denormals_begin()
+        tid = threadid()
+        r0 = share_lo(rows, tid, nt)
+        r1 = share_lo(rows, tid + 1, nt)
+        dropout_rows(&X[0, 0], &out[0, 0], r0, r1, cols, key, p)
+        flush_denormals_end(fpu)

@@ -41,7 +41,7 @@ cimport numpy as cnp
 
 cnp.import_array()
 
-from fastmlp._kernels._cfm cimport (softmax_xent_labels, softmax_xent_targets,
+from fastmlp._kernels._cfm cimport (fm_dropout_key, dropout_rows, softmax_xent_labels, softmax_xent_targets,
                                     softmax as c_softmax, squared_error,
                                     sgd_update as c_sgd, adam_update as c_adam)
 from fastmlp._kernels._blocks cimport (share_lo, chunk_lo, adam_scales, dense_forward_rows,
@@ -79,9 +79,11 @@ cdef struct LayerSpec:
     double alpha
     Py_ssize_t w_off      # offset of W (n_in, n_out) in the flat buffers, in elements
     Py_ssize_t b_off      # offset of b (n_out,)
+    double drop           # dropout rate applied to this layer's output (0: none)
     char *Z               # (capacity, n_out) pre-activation
     char *A               # (capacity, n_out) post-activation; == Z for identity
-    char *dZ              # (capacity, n_out) dLoss/dZ
+    char *D               # (capacity, n_out) A after dropout (the next layer's input); == A if none
+    char *dZ              # (capacity, n_out) dLoss/dZ (first dLoss/dD, turned into dLoss/dZ in place)
 
 
 cdef struct Batch:
@@ -105,7 +107,8 @@ cdef struct Step:
     int opt_kind
     double lr, momentum, beta1, beta2, eps
     bint nesterov
-    long step             # optimizer steps taken so far
+    long step             # optimizer steps taken so far (keys the dropout masks)
+    unsigned long long seed  # keys the dropout masks
     double step_size      # per-step scalars of the current update
     double inv_sqrt_bc2
     double *loss_parts    # one partial loss per thread
@@ -184,7 +187,10 @@ cdef void _region_forward(Step *s, Batch *bt, int tid, int nt,
         lay = &s.layers[l]
         dense_forward_rows(inp, P + lay.w_off, P + lay.b_off, <floating *>lay.Z,
                            <floating *>lay.A, r0, r1, lay.n_in, lay.n_out, lay.act, lay.alpha)
-        inp = <const floating *>lay.A
+        if lay.drop > 0:
+            dropout_rows(<const floating *>lay.A, <floating *>lay.D, r0, r1, lay.n_out,
+                         fm_dropout_key(s.seed, l, s.step), lay.drop)
+        inp = <const floating *>lay.D
     # loss and dLoss/dZ of the last layer on the same rows
     lay = &s.layers[L - 1]
     k = lay.n_out
@@ -199,11 +205,15 @@ cdef void _region_forward(Step *s, Batch *bt, int tid, int nt,
 
 cdef inline void _input_grad_rows(Step *s, int l, Py_ssize_t r0, Py_ssize_t r1,
                                   const floating *dummy) noexcept nogil:
-    """dZ[l-1][r0:r1] = (dZ[l] W[l]^T) * f'(Z[l-1]) on rows [r0, r1)."""
+    """dZ[l-1][r0:r1] = (dZ[l] W[l]^T) * mask[l-1] * f'(Z[l-1]) on rows [r0, r1)
+    (the dropout mask, when layer l-1 has one, recomputed from its key)."""
     cdef LayerSpec *lay = &s.layers[l]
     cdef LayerSpec *prev = &s.layers[l - 1]
     dense_input_grad_rows(<floating *>lay.dZ, <floating *>s.params + lay.w_off,
                           <floating *>prev.dZ, r0, r1, lay.n_in, lay.n_out)
+    if prev.drop > 0:
+        dropout_rows(<const floating *>prev.dZ, <floating *>prev.dZ, r0, r1, prev.n_out,
+                     fm_dropout_key(s.seed, l - 1, s.step), prev.drop)
     activation_backward_rows(<floating *>prev.Z, <floating *>prev.A, <floating *>prev.dZ,
                              r0, r1, prev.n_out, prev.act, prev.alpha)
 
@@ -227,7 +237,7 @@ cdef void _region_backward(Step *s, const floating *x, Py_ssize_t rows, int l,
                            int tid, int nt) noexcept nogil:
     """Layer l's share of dW and db (checked finite), and rows of dZ[l-2]."""
     cdef LayerSpec *lay = &s.layers[l]
-    cdef const floating *inp = x if l == 0 else <const floating *>s.layers[l - 1].A
+    cdef const floating *inp = x if l == 0 else <const floating *>s.layers[l - 1].D
     if not dense_param_grad_share(inp, <floating *>lay.dZ, <floating *>s.grads + lay.w_off,
                                   <floating *>s.grads + lay.b_off, rows, lay.n_in, lay.n_out,
                                   tid, nt):
@@ -375,10 +385,13 @@ cdef class Plan:
 
     Parameters
     ----------
-    layers : list of (n_in, n_out, activation_code, alpha, w_offset, b_offset)
+    layers : list of (n_in, n_out, activation_code, alpha, w_offset, b_offset, dropout)
+        Dense layers; `dropout` is the rate of inverted dropout on the layer's
+        output during training (0: none; must be 0 on the last layer).
     params, grads : ndarray of shape (n_params,), float32 or float64
         The model's flat buffers; the plan reads and writes them in place.
     loss_kind : 0 softmax cross-entropy, 1 mean squared error
+    seed : int, keys the dropout masks with (layer, step, row, unit)
     """
     cdef Step s
     cdef readonly object dtype
@@ -396,7 +409,7 @@ cdef class Plan:
         self.s.loss_parts = NULL
         self.s.finite_parts = NULL
 
-    def __init__(self, list layers, params, grads, int loss_kind):
+    def __init__(self, list layers, params, grads, int loss_kind, seed=0):
         cdef int i, L = len(layers)
         if L == 0:
             raise ValueError("a plan needs at least one layer")
@@ -420,14 +433,19 @@ cdef class Plan:
         self.s.grads = _address(grads)
         self.s.n_params = params.shape[0]
         self.s.loss_kind = loss_kind
+        self.s.seed = <unsigned long long>(int(seed) & 0xffffffffffffffff)
         self.width = 1
-        for i, (n_in, n_out, act, alpha, w_off, b_off) in enumerate(layers):
+        for i, (n_in, n_out, act, alpha, w_off, b_off, drop) in enumerate(layers):
             if w_off + n_in * n_out > params.shape[0] or b_off + n_out > params.shape[0]:
                 raise ValueError(f"layer {i} does not fit in the parameter buffer")
             if i > 0 and n_in != self.s.layers[i - 1].n_out:
                 raise ValueError(f"layer {i} expects {n_in} inputs, the previous layer has "
                                  f"{self.s.layers[i - 1].n_out} outputs")
-            self.s.layers[i] = LayerSpec(n_in, n_out, act, alpha, w_off, b_off, NULL, NULL, NULL)
+            if not 0.0 <= drop < 1.0 or (drop > 0 and i == L - 1):
+                raise ValueError(f"layer {i}: dropout rate {drop} must be in [0, 1), and 0 "
+                                 "on the last layer")
+            self.s.layers[i] = LayerSpec(n_in, n_out, act, alpha, w_off, b_off, drop,
+                                         NULL, NULL, NULL, NULL)
             self.width = max(self.width, n_out)
         self.capacity = 0
         self.gather_capacity = 0
@@ -507,9 +525,10 @@ cdef class Plan:
             lay = &self.s.layers[i]
             Z = np.empty((rows, lay.n_out), dtype=self.dtype)
             A = Z if lay.act == ACT_IDENTITY else np.empty((rows, lay.n_out), dtype=self.dtype)
+            D = A if lay.drop == 0 else np.empty((rows, lay.n_out), dtype=self.dtype)
             dZ = np.empty((rows, lay.n_out), dtype=self.dtype)
-            lay.Z, lay.A, lay.dZ = _address(Z), _address(A), _address(dZ)
-            bufs.append((Z, A, dZ))
+            lay.Z, lay.A, lay.D, lay.dZ = _address(Z), _address(A), _address(D), _address(dZ)
+            bufs.append((Z, A, D, dZ))
         self._layer_buffers = bufs
         self.capacity = rows
 
