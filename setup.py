@@ -27,7 +27,7 @@ int main(void) {
 }
 """
 
-KERNELS = ["_runtime", "activations", "checks", "dense", "losses", "optim", "plan"]
+KERNELS = ["_runtime", "activations", "checks", "dense", "layers", "losses", "optim", "plan"]
 
 
 def openmp_flags(compiler):

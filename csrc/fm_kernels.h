@@ -9,8 +9,9 @@
  * block while it is still in cache after the GEMM that produced it.
  *
  * The code is written once, type-generic, in fm_activations_impl.h,
- * fm_losses_impl.h and fm_optim_impl.h, and instantiated twice: for float
- * (suffix _f32) and double (suffix _f64).
+ * fm_losses_impl.h, fm_optim_impl.h and fm_layers_impl.h (batch norm, PReLU,
+ * maxout), and instantiated twice: for float (suffix _f32) and double
+ * (suffix _f64).
  *
  * Activations are listed once, in FM_ACTIVATIONS below.  Adding one means:
  *   1. a scalar forward  fm_<name>_<T>(z, alpha)            in fm_activations_impl.h
@@ -82,6 +83,7 @@ static const char *fm_activation_name(int code)
 #include "fm_activations_impl.h"
 #include "fm_losses_impl.h"
 #include "fm_optim_impl.h"
+#include "fm_layers_impl.h"
 #undef FM_T
 #undef FM_SUF
 #undef FM_EXP
@@ -98,6 +100,7 @@ static const char *fm_activation_name(int code)
 #include "fm_activations_impl.h"
 #include "fm_losses_impl.h"
 #include "fm_optim_impl.h"
+#include "fm_layers_impl.h"
 #undef FM_T
 #undef FM_SUF
 #undef FM_EXP

@@ -10,7 +10,8 @@ same block), so results are repeatable for a given thread count.
 from cython cimport floating
 from libc.math cimport sqrt, pow
 from fastmlp._kernels._blas cimport gemm
-from fastmlp._kernels._cfm cimport bias_activation, activation_backward, column_sums, block_finite
+from fastmlp._kernels._cfm cimport (bias_activation, activation_backward, column_sums, block_finite,
+                                    maxout_forward)
 
 cdef extern from "fm_fpu.h" nogil:
     # subnormals flushed to zero for the calling thread; returns the state to restore
@@ -94,3 +95,13 @@ cdef inline void activation_backward_rows(const floating *z, const floating *a, 
     """d[r0:r1] *= f'(z[r0:r1])  (chain rule through the activation, in place)."""
     activation_backward(act, alpha, z + r0 * cols, a + r0 * cols, d + r0 * cols,
                         d + r0 * cols, (r1 - r0) * cols)
+
+
+cdef inline void maxout_forward_rows(const floating *x, const floating *w, const floating *b,
+                                     floating *z, floating *a, Py_ssize_t r0, Py_ssize_t r1,
+                                     int n_in, int units, int k) noexcept nogil:
+    """z[r0:r1] = x[r0:r1] W + b  (units k pieces per row);
+    a[r0:r1, u] = max_j z[r0:r1, u k + j]  (bias and max in one pass; a may be z)."""
+    gemm(False, False, <int>(r1 - r0), units * k, n_in, <floating>1, x + r0 * n_in, n_in,
+         w, units * k, <floating>0, z + r0 * units * k, units * k)
+    maxout_forward(z + r0 * units * k, b, a + r0 * units, r1 - r0, units, k)

@@ -181,3 +181,143 @@ cdef inline bint adam_update(floating *p, const floating *g, floating *m, floati
                                   <float>step_size, <float>inv_sqrt_bc2)
     else:
         return fm_adam_update_f64(p, g, m, v, n, b1, b2, eps, step_size, inv_sqrt_bc2)
+
+
+# ---- batch normalization, PReLU, maxout (csrc/fm_layers_impl.h) --------------------
+
+cdef extern from "fm_kernels.h" nogil:
+    void fm_bn_merge_stats(int n_parts, const Py_ssize_t *counts, const double *means,
+                           const double *m2s, Py_ssize_t stride, Py_ssize_t cols, double *mean,
+                           double *var)
+    void fm_sum_parts(int n_parts, const double *parts, Py_ssize_t stride, Py_ssize_t cols,
+                      double *out)
+    void fm_bn_block_stats_f32(const float *x, Py_ssize_t rows, Py_ssize_t cols, double *mean,
+                               double *m2)
+    void fm_bn_block_stats_f64(const double *x, Py_ssize_t rows, Py_ssize_t cols, double *mean,
+                               double *m2)
+    void fm_bn_apply_f32(int act, float alpha, const float *x, const float *center,
+                         const float *scale, const float *shift, float *z, float *a,
+                         Py_ssize_t rows, Py_ssize_t cols)
+    void fm_bn_apply_f64(int act, double alpha, const double *x, const double *center,
+                         const double *scale, const double *shift, double *z, double *a,
+                         Py_ssize_t rows, Py_ssize_t cols)
+    void fm_bn_grad_sums_f32(const float *x, const float *center, const float *inv_std,
+                             const float *dy, Py_ssize_t rows, Py_ssize_t cols, double *sum_dy,
+                             double *sum_dyx)
+    void fm_bn_grad_sums_f64(const double *x, const double *center, const double *inv_std,
+                             const double *dy, Py_ssize_t rows, Py_ssize_t cols, double *sum_dy,
+                             double *sum_dyx)
+    void fm_bn_input_grad_f32(const float *x, const float *center, const float *inv_std,
+                              const float *scale, const float *mean_dy, const float *mean_dyx,
+                              const float *dy, float *dx, Py_ssize_t rows, Py_ssize_t cols)
+    void fm_bn_input_grad_f64(const double *x, const double *center, const double *inv_std,
+                              const double *scale, const double *mean_dy,
+                              const double *mean_dyx, const double *dy, double *dx,
+                              Py_ssize_t rows, Py_ssize_t cols)
+    void fm_prelu_forward_f32(const float *x, const float *alpha, float *a, Py_ssize_t rows,
+                              Py_ssize_t cols)
+    void fm_prelu_forward_f64(const double *x, const double *alpha, double *a, Py_ssize_t rows,
+                              Py_ssize_t cols)
+    void fm_prelu_input_grad_f32(const float *x, const float *alpha, const float *da, float *dx,
+                                 Py_ssize_t rows, Py_ssize_t cols)
+    void fm_prelu_input_grad_f64(const double *x, const double *alpha, const double *da,
+                                 double *dx, Py_ssize_t rows, Py_ssize_t cols)
+    void fm_prelu_alpha_grad_f32(const float *x, const float *da, float *dalpha, Py_ssize_t rows,
+                                 Py_ssize_t cols, Py_ssize_t c0, Py_ssize_t c1)
+    void fm_prelu_alpha_grad_f64(const double *x, const double *da, double *dalpha,
+                                 Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t c0, Py_ssize_t c1)
+    void fm_maxout_forward_f32(float *z, const float *b, float *a, Py_ssize_t rows,
+                               Py_ssize_t units, Py_ssize_t k)
+    void fm_maxout_forward_f64(double *z, const double *b, double *a, Py_ssize_t rows,
+                               Py_ssize_t units, Py_ssize_t k)
+    void fm_maxout_backward_f32(const float *z, const float *da, float *dz, Py_ssize_t rows,
+                                Py_ssize_t units, Py_ssize_t k)
+    void fm_maxout_backward_f64(const double *z, const double *da, double *dz, Py_ssize_t rows,
+                                Py_ssize_t units, Py_ssize_t k)
+
+
+# mean[c], m2[c] of a block: exact two-pass, in double
+cdef inline void bn_block_stats(const floating *x, Py_ssize_t rows, Py_ssize_t cols,
+                                double *mean, double *m2) noexcept nogil:
+    if floating is float:
+        fm_bn_block_stats_f32(x, rows, cols, mean, m2)
+    else:
+        fm_bn_block_stats_f64(x, rows, cols, mean, m2)
+
+
+# z = (x - center) scale + shift;  a = f(z)
+cdef inline void bn_apply(int act, double alpha, const floating *x, const floating *center,
+                          const floating *scale, const floating *shift, floating *z, floating *a,
+                          Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    if floating is float:
+        fm_bn_apply_f32(act, <float>alpha, x, center, scale, shift, z, a, rows, cols)
+    else:
+        fm_bn_apply_f64(act, alpha, x, center, scale, shift, z, a, rows, cols)
+
+
+# sum_dy = sum_r dy;  sum_dyx = sum_r dy xhat   (double)
+cdef inline void bn_grad_sums(const floating *x, const floating *center, const floating *inv_std,
+                              const floating *dy, Py_ssize_t rows, Py_ssize_t cols,
+                              double *sum_dy, double *sum_dyx) noexcept nogil:
+    if floating is float:
+        fm_bn_grad_sums_f32(x, center, inv_std, dy, rows, cols, sum_dy, sum_dyx)
+    else:
+        fm_bn_grad_sums_f64(x, center, inv_std, dy, rows, cols, sum_dy, sum_dyx)
+
+
+# dx = scale (dy - mean_dy - xhat mean_dyx)
+cdef inline void bn_input_grad(const floating *x, const floating *center,
+                               const floating *inv_std, const floating *scale,
+                               const floating *mean_dy, const floating *mean_dyx,
+                               const floating *dy, floating *dx, Py_ssize_t rows,
+                               Py_ssize_t cols) noexcept nogil:
+    if floating is float:
+        fm_bn_input_grad_f32(x, center, inv_std, scale, mean_dy, mean_dyx, dy, dx, rows, cols)
+    else:
+        fm_bn_input_grad_f64(x, center, inv_std, scale, mean_dy, mean_dyx, dy, dx, rows, cols)
+
+
+# a = x if x > 0 else alpha_c x
+cdef inline void prelu_forward(const floating *x, const floating *alpha, floating *a,
+                               Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    if floating is float:
+        fm_prelu_forward_f32(x, alpha, a, rows, cols)
+    else:
+        fm_prelu_forward_f64(x, alpha, a, rows, cols)
+
+
+# dx = da (1 if x > 0 else alpha_c)
+cdef inline void prelu_input_grad(const floating *x, const floating *alpha, const floating *da,
+                                  floating *dx, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    if floating is float:
+        fm_prelu_input_grad_f32(x, alpha, da, dx, rows, cols)
+    else:
+        fm_prelu_input_grad_f64(x, alpha, da, dx, rows, cols)
+
+
+# dalpha[c0:c1] = sum_r da min(x, 0)
+cdef inline void prelu_alpha_grad(const floating *x, const floating *da, floating *dalpha,
+                                  Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t c0,
+                                  Py_ssize_t c1) noexcept nogil:
+    if floating is float:
+        fm_prelu_alpha_grad_f32(x, da, dalpha, rows, cols, c0, c1)
+    else:
+        fm_prelu_alpha_grad_f64(x, da, dalpha, rows, cols, c0, c1)
+
+
+# z += b (b may be NULL);  a[r, u] = max_j z[r, u k + j]   (a may be z)
+cdef inline void maxout_forward(floating *z, const floating *b, floating *a, Py_ssize_t rows,
+                                Py_ssize_t units, Py_ssize_t k) noexcept nogil:
+    if floating is float:
+        fm_maxout_forward_f32(z, b, a, rows, units, k)
+    else:
+        fm_maxout_forward_f64(z, b, a, rows, units, k)
+
+
+# dz[r, u k + j] = da[r, u] at the argmax piece, 0 elsewhere
+cdef inline void maxout_backward(const floating *z, const floating *da, floating *dz,
+                                 Py_ssize_t rows, Py_ssize_t units, Py_ssize_t k) noexcept nogil:
+    if floating is float:
+        fm_maxout_backward_f32(z, da, dz, rows, units, k)
+    else:
+        fm_maxout_backward_f64(z, da, dz, rows, units, k)
