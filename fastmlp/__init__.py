@@ -9,14 +9,14 @@ and a pure-NumPy twin of every kernel (``backend="numpy"``).
 """
 from . import activations, datasets, initializers, losses, optimizers
 from ._threads import get_num_threads, set_num_threads, threads
-from .layers import Dense, Dropout
+from .layers import BatchNorm, Dense, Dropout, Maxout, PReLU
 from .model import History, Sequential
 from .optimizers import SGD, Adam
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Sequential", "Dense", "Dropout", "History", "SGD", "Adam",
+    "Sequential", "Dense", "Dropout", "BatchNorm", "PReLU", "Maxout", "History", "SGD", "Adam",
     "set_num_threads", "get_num_threads", "threads",
     "activations", "datasets", "initializers", "losses", "optimizers",
 ]

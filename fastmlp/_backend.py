@@ -9,10 +9,10 @@ _KERNEL_NAMES = _reference.__all__
 
 
 def _native_namespace():
-    from ._kernels import activations, dense, losses, optim, plan
+    from ._kernels import activations, dense, layers, losses, optim, plan
 
     found = {}
-    for module in (activations, dense, losses, optim, plan):
+    for module in (activations, dense, layers, losses, optim, plan):
         for name in _KERNEL_NAMES:
             if hasattr(module, name):
                 found[name] = getattr(module, name)

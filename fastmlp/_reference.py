@@ -8,10 +8,14 @@ baseline they are benchmarked against (``backend="numpy"``).
 """
 import numpy as np
 
+from ._layer_specs import layer_spec, spec_spans
+
 __all__ = [
     "ACTIVATIONS", "activation_code", "activation_forward", "activation_backward", "dropout",
     "dense_forward", "dense_backward", "softmax_cross_entropy", "mean_squared_error",
     "softmax", "sgd_update", "adam_update", "Plan",
+    "batchnorm_forward", "batchnorm_backward", "batchnorm_inference", "prelu_forward",
+    "prelu_backward", "maxout_forward", "maxout_backward",
 ]
 
 
@@ -235,33 +239,242 @@ def adam_update(params, grads, m, v, lr, beta1, beta2, eps, step):
     params -= t(step_size) * m / denom
 
 
+# ---- batch normalization, PReLU, maxout -------------------------------------------
+
+def _check_eps(eps):
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0, got {eps}")
+
+
+def batchnorm_forward(X, gamma, beta, Y, mean, var, eps=1e-5):
+    """Batch normalization with the batch's statistics (Ioffe & Szegedy 2015):
+    mean, var (float64, biased) over the rows; Y = gamma (X - mean) / sqrt(var + eps) + beta."""
+    n, m = X.shape
+    for name, v in (("gamma", gamma), ("beta", beta), ("mean", mean), ("var", var)):
+        _check(name, v, (m,))
+    _check("Y", Y, X.shape)
+    _check_eps(eps)
+    if n == 0:
+        raise ValueError("batch normalization needs at least one row")
+    Xd = X.astype(np.float64)
+    mean[...] = Xd.mean(axis=0)
+    var[...] = ((Xd - mean) ** 2).mean(axis=0)
+    scale = (gamma / np.sqrt(var + eps)).astype(X.dtype)
+    np.multiply(X - mean.astype(X.dtype), scale, out=Y)
+    Y += beta
+
+
+def batchnorm_backward(X, gamma, mean, var, dY, dX, dgamma, dbeta, eps=1e-5):
+    """dbeta = sum dY, dgamma = sum dY xhat,
+    dX = gamma / sqrt(var + eps) (dY - dbeta / n - xhat dgamma / n)."""
+    n, m = X.shape
+    for name, v in (("gamma", gamma), ("mean", mean), ("var", var), ("dgamma", dgamma),
+                    ("dbeta", dbeta)):
+        _check(name, v, (m,))
+    _check("dY", dY, X.shape)
+    _check("dX", dX, X.shape)
+    _check_eps(eps)
+    if n == 0:
+        raise ValueError("batch normalization needs at least one row")
+    inv_std = 1.0 / np.sqrt(var + eps)
+    xhat = (X - mean.astype(X.dtype)) * inv_std.astype(X.dtype)
+    sum_dy = dY.sum(axis=0, dtype=np.float64)
+    sum_dyx = (dY * xhat).sum(axis=0, dtype=np.float64)
+    dbeta[...] = sum_dy
+    dgamma[...] = sum_dyx
+    scale = (gamma * inv_std).astype(X.dtype)
+    np.multiply(scale, dY - (sum_dy / n).astype(X.dtype) - xhat * (sum_dyx / n).astype(X.dtype),
+                out=dX)
+
+
+def batchnorm_inference(X, gamma, beta, running_mean, running_var, Y, eps=1e-5):
+    """Y = gamma (X - running_mean) / sqrt(running_var + eps) + beta."""
+    m = X.shape[1]
+    for name, v in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
+                    ("running_var", running_var)):
+        _check(name, v, (m,))
+    _check("Y", Y, X.shape)
+    _check_eps(eps)
+    scale = (gamma / np.sqrt(running_var.astype(np.float64) + eps)).astype(X.dtype)
+    np.multiply(X - running_mean, scale, out=Y)
+    Y += beta
+
+
+def prelu_forward(X, alpha, out):
+    """Parametric ReLU (He et al. 2015): out = X if X > 0 else alpha_c X."""
+    _check("alpha", alpha, (X.shape[1],))
+    _check("out", out, X.shape)
+    np.copyto(out, np.where(X > 0, X, alpha * X))
+
+
+def prelu_backward(X, alpha, dA, dX, dalpha):
+    """dX = dA (1 if X > 0 else alpha_c) (dX None: skipped), dalpha_c = sum_r dA min(X, 0)."""
+    _check("alpha", alpha, (X.shape[1],))
+    _check("dA", dA, X.shape)
+    _check("dalpha", dalpha, (X.shape[1],))
+    dalpha[...] = (dA * np.minimum(X, 0)).sum(axis=0, dtype=np.float64)
+    if dX is not None:
+        _check("dX", dX, X.shape)
+        np.multiply(dA, np.where(X > 0, X.dtype.type(1), alpha), out=dX)
+
+
+def _pieces(Z, units, pieces):
+    if pieces < 2:
+        raise ValueError(f"maxout needs pieces >= 2, got {pieces}")
+    if Z.shape[1] != units * pieces:
+        raise ValueError(f"Z has {Z.shape[1]} columns, expected units * pieces = "
+                         f"{units} * {pieces}")
+    return Z.reshape(Z.shape[0], units, pieces)
+
+
+def maxout_forward(Z, out, pieces):
+    """Maxout (Goodfellow et al. 2013): out[r, u] = max_j Z[r, u pieces + j]."""
+    P = _pieces(Z, out.shape[1], pieces)
+    _check("out", out, (Z.shape[0], out.shape[1]))
+    np.max(P, axis=2, out=out)
+
+
+def maxout_backward(Z, dA, dZ, pieces):
+    """dZ[r, u pieces + j] = dA[r, u] at each unit's first maximal piece, else 0."""
+    n, units = dA.shape
+    P = _pieces(Z, units, pieces)
+    _check("dA", dA, (Z.shape[0], units))
+    _check("dZ", dZ, Z.shape)
+    best = P.argmax(axis=2)
+    dZ[...] = 0
+    dZ.reshape(n, units, pieces)[np.arange(n)[:, None], np.arange(units)[None, :], best] = dA
+
+
 # ---- the plan -------------------------------------------------------------------
+
+class _Layer:
+    """One layer of the twin plan: its spec, views of its parameters and
+    gradients in the flat buffers, and its activation buffers."""
+
+    def __init__(self, spec, params, grads, running):
+        self.kind, self.n_in, self.n_out = spec["kind"], spec["n_in"], spec["n_out"]
+        self.pieces, self.drop = spec["pieces"], spec["drop"]
+        self.act, self.alpha = ACTIVATIONS[spec["act"]], spec["alpha"]
+        self.momentum, self.eps = spec["momentum"], spec["eps"]
+        views = [(params[off:off + size], grads[off:off + size])
+                 for off, size, _ in spec_spans(spec)]
+        n_z = self.n_out * self.pieces
+        if self.kind in ("dense", "maxout"):
+            (W, dW), (self.b, self.db) = views
+            self.W, self.dW = W.reshape(self.n_in, n_z), dW.reshape(self.n_in, n_z)
+        elif self.kind == "batchnorm":
+            (self.gamma, self.dgamma), (self.beta, self.dbeta) = views
+            self.running_mean = running[spec["rm_off"]:spec["rm_off"] + self.n_out]
+            self.running_var = running[spec["rv_off"]:spec["rv_off"] + self.n_out]
+            self.mean, self.var = np.zeros(self.n_out), np.zeros(self.n_out)  # batch statistics
+        else:
+            ((self.slope, self.dslope),) = views
+
+    def allocate(self, rows, dtype):
+        shape = (rows, self.n_out)
+        self.Z = np.empty(shape, dtype)
+        self.A = self.Z if self.act == "identity" else np.empty(shape, dtype)
+        self.D = self.A if self.drop == 0 else np.empty(shape, dtype)
+        self.dZ = np.empty(shape, dtype)
+        if self.kind == "maxout":
+            self.P = np.empty((rows, self.n_out * self.pieces), dtype)
+            self.dP = np.empty_like(self.P)
+
+    def forward(self, inp, training):
+        """A = layer(inp) (batch statistics when training, running ones otherwise)."""
+        n = inp.shape[0]
+        Z, A = self.Z[:n], self.A[:n]
+        if self.kind == "dense":
+            dense_forward(inp, self.W, self.b, self.act, Z, A, self.alpha)
+        elif self.kind == "maxout":
+            P = self.P[:n]
+            np.matmul(inp, self.W, out=P)
+            P += self.b
+            maxout_forward(P, A, self.pieces)
+        elif self.kind == "prelu":
+            prelu_forward(inp, self.slope, A)
+        else:
+            if training:
+                batchnorm_forward(inp, self.gamma, self.beta, Z, self.mean, self.var, self.eps)
+            else:
+                batchnorm_inference(inp, self.gamma, self.beta, self.running_mean,
+                                    self.running_var, Z, self.eps)
+            _FORWARD[self.act](Z, self.alpha, A)
+        return A
+
+    def backward(self, inp, dZ, dX):
+        """dZ holds dLoss/dA: the parameter gradients, and dX = dLoss/dinp (None: skipped)."""
+        n = inp.shape[0]
+        if self.kind == "dense":
+            dense_backward(inp, self.W, self.Z[:n], self.A[:n], dZ, self.act, dZ, self.dW,
+                           self.db, dX, self.alpha)
+        elif self.kind == "maxout":
+            dP = self.dP[:n]
+            maxout_backward(self.P[:n], dZ, dP, self.pieces)
+            np.matmul(inp.T, dP, out=self.dW)
+            np.sum(dP, axis=0, out=self.db)
+            if dX is not None:
+                np.matmul(dP, self.W.T, out=dX)
+        elif self.kind == "prelu":
+            prelu_backward(inp, self.slope, dZ, dX, self.dslope)
+        else:
+            np.multiply(dZ, _DERIVATIVE[self.act](self.Z[:n], self.A[:n], self.alpha), out=dZ)
+            batchnorm_backward(inp, self.gamma, self.mean, self.var, dZ,
+                               np.empty_like(dZ) if dX is None else dX, self.dgamma,
+                               self.dbeta, self.eps)
+
+    def update_running_stats(self, rows):
+        m = self.momentum
+        self.running_mean[...] = m * self.running_mean.astype(np.float64) + (1 - m) * self.mean
+        self.running_var[...] = (m * self.running_var.astype(np.float64)
+                                 + (1 - m) * self.var * (rows / (rows - 1) if rows > 1 else 1.0))
+
 
 class Plan:
     """NumPy twin of fastmlp._kernels.plan.Plan: the same train step, layer by
-    layer with the kernels above (one NumPy call per operation)."""
+    layer with the kernels above (one NumPy call per operation), from the same
+    layer specs (fastmlp._layer_specs)."""
 
-    def __init__(self, layers, params, grads, loss_kind, seed=0):
+    def __init__(self, layers, params, grads, loss_kind, seed=0, running=None):
         if not layers:
             raise ValueError("a plan needs at least one layer")
+        self.specs = [layer_spec(i, spec, len(ACTIVATIONS)) for i, spec in enumerate(layers)]
+        self.n_bn = sum(spec["kind"] == "batchnorm" for spec in self.specs)
+        if self.n_bn and (running is None or running.dtype != params.dtype or running.ndim != 1):
+            raise ValueError("batchnorm layers need `running`: a writeable contiguous 1-D "
+                             "array of the parameters' dtype")
         self.dtype = params.dtype
         self.seed = seed
         self.layers = []
-        for i, (n_in, n_out, act, alpha, w_off, b_off, drop) in enumerate(layers):
-            if not 0.0 <= drop < 1.0 or (drop > 0 and i == len(layers) - 1):
-                raise ValueError(f"layer {i}: dropout rate {drop} must be in [0, 1), and 0 "
-                                 "on the last layer")
-            W = params[w_off:w_off + n_in * n_out].reshape(n_in, n_out)
-            b = params[b_off:b_off + n_out]
-            dW = grads[w_off:w_off + n_in * n_out].reshape(n_in, n_out)
-            db = grads[b_off:b_off + n_out]
-            self.layers.append((W, b, dW, db, ACTIVATIONS[act], alpha, drop))
-        self.params, self.grads = params, grads
+        for i, spec in enumerate(self.specs):
+            for off, size, _ in spec_spans(spec):
+                if off < 0 or off + size > params.shape[0]:
+                    raise ValueError(f"layer {i} does not fit in the parameter buffer")
+            if spec["kind"] == "batchnorm":
+                for off in (spec["rm_off"], spec["rv_off"]):
+                    if off < 0 or off + spec["n_out"] > running.shape[0]:
+                        raise ValueError(f"layer {i} does not fit in the running-statistics "
+                                         "buffer")
+            if i > 0 and spec["n_in"] != self.specs[i - 1]["n_out"]:
+                raise ValueError(f"layer {i} expects {spec['n_in']} inputs, the previous layer "
+                                 f"has {self.specs[i - 1]['n_out']} outputs")
+            if spec["drop"] > 0 and i == len(self.specs) - 1:
+                raise ValueError(f"layer {i}: dropout rate {spec['drop']} must be in [0, 1), "
+                                 "and 0 on the last layer")
+            self.layers.append(_Layer(spec, params, grads, running))
+        self.params, self.grads, self.running = params, grads, running
         self.loss_kind = loss_kind
         self.capacity = 0
         self.step = 0
         self.status = 0  # as the native Plan: 1 loss, 2 gradient, 3 parameters not finite
+        self._stats_rows = 0  # rows of batch statistics not yet in the running averages
         self.set_sgd(0.01, 0.0, False, None)
+
+    @property
+    def decay_spans(self):
+        """[(offset, size), ...] of the weight matrices (dense and maxout W)."""
+        return [(off, size) for spec in self.specs
+                for off, size, is_weight in spec_spans(spec) if is_weight]
 
     def set_sgd(self, lr, momentum, nesterov, velocity):
         self.opt = ("sgd", momentum, nesterov)
@@ -274,25 +487,29 @@ class Plan:
     def ensure_capacity(self, rows):
         if rows <= self.capacity:
             return
-        self.buffers = []
-        for W, _, _, _, act, _, drop in self.layers:
-            Z = np.empty((rows, W.shape[1]), self.dtype)
-            A = Z if act == "identity" else np.empty_like(Z)
-            D = A if drop == 0 else np.empty_like(Z)
-            self.buffers.append((Z, A, D, np.empty_like(Z)))
+        for layer in self.layers:
+            layer.allocate(rows, self.dtype)
         self.capacity = rows
+
+    def _check_rows(self, rows):
+        if rows == 0:
+            raise ValueError("the batch is empty")
+        if self.n_bn and rows < 2:
+            raise ValueError("batch normalization needs at least 2 samples per training batch")
 
     def _forward(self, X, training=True):
         n = X.shape[0]
         self.ensure_capacity(n)
+        if training:
+            self._stats_rows = 0  # this pass overwrites the batch statistics
         inp = X
-        for i, ((W, b, _, _, act, alpha, drop), (Z, A, D, _)) in enumerate(
-                zip(self.layers, self.buffers)):
-            dense_forward(inp, W, b, act, Z[:n], A[:n], alpha)
-            inp = A[:n]
-            if training and drop > 0:
-                dropout(inp, D[:n], drop, self.seed, i, self.step)
-                inp = D[:n]
+        self._inputs = []
+        for i, layer in enumerate(self.layers):
+            self._inputs.append(inp)
+            inp = layer.forward(inp, training)
+            if training and layer.drop > 0:
+                dropout(inp, layer.D[:n], layer.drop, self.seed, i, self.step)
+                inp = layer.D[:n]
         return inp
 
     def _loss(self, out, y, sample_weight, grad):
@@ -302,24 +519,23 @@ class Plan:
 
     def forward_backward(self, X, y, sample_weight=None):
         n = X.shape[0]
+        self._check_rows(n)
         self.status = 0
         out = self._forward(X)
-        dA = self.buffers[-1][3][:n]
-        loss = self._loss(out, y, sample_weight, dA)
+        loss = self._loss(out, y, sample_weight, self.layers[-1].dZ[:n])
         if not np.isfinite(loss):
             self.status = 1
             return loss
         for i in range(len(self.layers) - 1, -1, -1):
-            W, _, dW, db, act, alpha, drop = self.layers[i]
-            Z, A, _, dZ = (buf[:n] for buf in self.buffers[i])
-            if drop > 0:  # dZ holds dLoss/dD: through the same mask to dLoss/dA
-                dropout(dZ, dZ, drop, self.seed, i, self.step)
-            inp = X if i == 0 else self.buffers[i - 1][2][:n]
-            dX = None if i == 0 else self.buffers[i - 1][3][:n]
-            # dZ holds dLoss/dA on entry; dense_backward turns it into dLoss/dZ in place
-            dense_backward(inp, W, Z, A, dZ, act, dZ, dW, db, dX, alpha)
+            layer = self.layers[i]
+            dZ = layer.dZ[:n]  # dLoss/dD on entry
+            if layer.drop > 0:  # through the same mask to dLoss/dA
+                dropout(dZ, dZ, layer.drop, self.seed, i, self.step)
+            layer.backward(self._inputs[i], dZ, None if i == 0 else self.layers[i - 1].dZ[:n])
         if not np.isfinite(self.grads).all():
             self.status = 2
+        elif self.n_bn:
+            self._stats_rows = n
         return loss
 
     def apply_update(self):
@@ -334,6 +550,11 @@ class Plan:
             sgd_update(self.params, self.grads, self.state[0], self.lr, momentum, nesterov)
         if not np.isfinite(self.params).all():
             self.status = 3
+        if self._stats_rows:
+            for layer in self.layers:
+                if layer.kind == "batchnorm":
+                    layer.update_running_stats(self._stats_rows)
+            self._stats_rows = 0
 
     def train_step(self, X, y, sample_weight=None):
         loss = self.forward_backward(X, y, sample_weight)
@@ -342,13 +563,19 @@ class Plan:
         return loss
 
     def loss(self, X, y, sample_weight=None):
+        self._check_rows(X.shape[0])
         out = self._forward(X)
         return self._loss(out, y, sample_weight, np.empty_like(out))
 
     def train_epoch(self, X, y, order, batch_size, losses, sample_weight=None):
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        n_batches = -(-order.shape[0] // batch_size)
+        n = order.shape[0]
+        n_batches = -(-n // batch_size)
+        if self.n_bn and n - (n_batches - 1) * batch_size < 2:
+            raise ValueError(f"batch normalization needs at least 2 samples per training batch: "
+                             f"{n} samples in batches of {batch_size} leave one of 1; choose "
+                             "another batch_size")
         for i in range(n_batches):
             idx = order[i * batch_size:(i + 1) * batch_size]
             sw = None if sample_weight is None else sample_weight[idx]

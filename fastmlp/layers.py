@@ -1,11 +1,22 @@
-"""Layers of a Sequential model."""
+"""Layers of a Sequential model, applied in list order.
+
+Dense, Maxout, BatchNorm and PReLU have parameters (in the model's flat
+buffer, in this order per layer: Dense and Maxout W, b; BatchNorm gamma,
+beta; PReLU alpha); Dropout acts on the output of the layer before it.
+"""
+import math
+
 from . import activations as _activations
 from .initializers import INITIALIZERS, default_for
 
-__all__ = ["Dense", "Dropout"]
+__all__ = ["Dense", "Dropout", "BatchNorm", "PReLU", "Maxout", "Layer"]
 
 
-class Dense:
+class Layer:
+    """Base class of the layers with parameters."""
+
+
+class Dense(Layer):
     """Fully connected layer: ``A = f(X W + b)``.
 
     Parameters
@@ -63,3 +74,136 @@ class Dropout:
 
     def __repr__(self):
         return f"Dropout({self.rate:g})"
+
+
+def _positive_int(value, what):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return value
+
+
+class Maxout(Layer):
+    """Maxout layer (Goodfellow et al. 2013): a dense layer with ``units * pieces``
+    linear outputs and the max over each unit's pieces::
+
+        Z = X W + b,   A[:, u] = max_j Z[:, u * pieces + j]
+
+    The backward pass routes each unit's gradient to its maximal piece (the
+    first one on ties): ``dZ[:, u * pieces + j] = dA[:, u]`` there, 0 elsewhere.
+    A maxout unit is a learned convex piecewise-linear activation, so it takes
+    no activation of its own.
+
+    Parameters
+    ----------
+    units : int
+        Number of output units.
+    pieces : int >= 2
+        Linear pieces per unit (k in the paper).
+    init : str
+        Initializer of each piece's (n_in, units) weights, as a Dense(units)
+        layer (default Xavier/Glorot uniform); biases start at zero.
+
+    Shape
+    -----
+    input (n, n_in) -> output (n, units); W has shape (n_in, units * pieces),
+    b (units * pieces,); unit u's pieces are columns u * pieces ... u * pieces + pieces - 1.
+    """
+
+    def __init__(self, units, pieces=2, init="xavier_uniform"):
+        self.units = _positive_int(units, "Maxout units")
+        if isinstance(pieces, bool) or not isinstance(pieces, int) or pieces < 2:
+            raise ValueError(f"Maxout pieces must be an integer >= 2, got {pieces!r}")
+        self.pieces = pieces
+        if init not in INITIALIZERS:
+            raise ValueError(f"unknown initializer {init!r}; choose from {', '.join(INITIALIZERS)}")
+        self.init = init
+        self.activation = _activations.get(None)
+
+    def __repr__(self):
+        return f"Maxout({self.units}, pieces={self.pieces})"
+
+
+class BatchNorm(Layer):
+    """Batch normalization (Ioffe & Szegedy 2015) of the previous layer's output,
+    feature by feature, then an optional activation.
+
+    Training (train_step, fit, loss_and_gradients), over the n rows of the batch::
+
+        mean = sum_r x_r / n,   var = sum_r (x_r - mean)^2 / n        (biased)
+        y = gamma (x - mean) / sqrt(var + eps) + beta,   a = f(y)
+
+    and, with every applied update (train_step, fit; not loss_and_gradients)::
+
+        running_mean = momentum running_mean + (1 - momentum) mean
+        running_var  = momentum running_var + (1 - momentum) var n / (n - 1)
+
+    (the unbiased batch variance goes into the running average, as in PyTorch;
+    Keras's ``momentum`` convention).  Inference (predict, evaluate) uses
+    ``y = gamma (x - running_mean) / sqrt(running_var + eps) + beta``.
+
+    Backward, with dy = dLoss/dy and xhat = (x - mean) / sqrt(var + eps)::
+
+        dbeta = sum_r dy,   dgamma = sum_r dy xhat
+        dx = gamma / sqrt(var + eps) (dy - dbeta / n - xhat dgamma / n)
+
+    gamma (init 1) and beta (init 0) are learned parameters; the running mean
+    (init 0) and variance (init 1) are model state, not parameters
+    (Sequential.get_state()).  A training batch needs at least 2 samples.
+
+    Parameters
+    ----------
+    momentum : float in [0, 1]
+        Weight of the old running statistics in each update.
+    eps : float > 0
+        Added to the variance before the square root.
+    activation : str, Activation or None
+        Applied after the affine map: ``[Dense(64), BatchNorm(activation="relu")]``
+        is the paper's placement (normalize the pre-activations).
+
+    Shape
+    -----
+    input (n, m) -> output (n, m); gamma, beta, running mean and variance (m,).
+    """
+
+    def __init__(self, momentum=0.9, eps=1e-5, activation=None):
+        momentum, eps = float(momentum), float(eps)
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"BatchNorm momentum must be in [0, 1], got {momentum}")
+        if not (eps > 0 and math.isfinite(eps)):
+            raise ValueError(f"BatchNorm eps must be a positive number, got {eps}")
+        self.momentum, self.eps = momentum, eps
+        self.activation = _activations.get(activation)
+
+    def __repr__(self):
+        return (f"BatchNorm(momentum={self.momentum:g}, eps={self.eps:g}, "
+                f"activation={self.activation!r})")
+
+
+class PReLU(Layer):
+    """Parametric ReLU (He et al. 2015) with one learned slope per unit::
+
+        a = z if z > 0 else alpha_c z
+        dz = da (1 if z > 0 else alpha_c),   dalpha_c = sum_r da min(z, 0)
+
+    Place it after a Dense layer without activation:
+    ``[Dense(64), PReLU(), ...]``.
+
+    Parameters
+    ----------
+    init : float
+        Initial slope of every unit (the paper's 0.25).
+
+    Shape
+    -----
+    input (n, m) -> output (n, m); alpha (m,).
+    """
+
+    def __init__(self, init=0.25):
+        init = float(init)
+        if not math.isfinite(init):
+            raise ValueError(f"PReLU init must be a finite number, got {init}")
+        self.init = init
+        self.activation = _activations.get(None)
+
+    def __repr__(self):
+        return f"PReLU(init={self.init:g})"

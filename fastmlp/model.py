@@ -1,4 +1,4 @@
-"""Sequential: a stack of Dense layers trained by one compiled native step."""
+"""Sequential: a stack of layers trained by one compiled native step."""
 import time
 
 import numpy as np
@@ -9,11 +9,12 @@ from ._backend import BACKENDS, kernels
 from ._validation import (check_classification_target, check_features, check_positive_int,
                           check_regression_target)
 from .initializers import initialize
-from .layers import Dense, Dropout
+from .layers import BatchNorm, Dense, Dropout, Layer, Maxout, PReLU
 
 __all__ = ["Sequential", "History"]
 
-# Each W and b starts on a 64-byte boundary of the flat buffer (16 float32).
+# Each parameter array (W, b, gamma, beta, alpha) and each running statistic
+# starts on a 64-byte boundary of its flat buffer (16 float32).
 _ALIGN = 16
 _METRICS = ("accuracy",)
 
@@ -35,17 +36,19 @@ class History:
 
 
 class Sequential:
-    """A multi-layer perceptron: Dense layers applied in order.
+    """A multi-layer perceptron: layers applied in list order (as Keras).
 
-    All parameters live in one flat buffer (each layer's W and b are views into
-    it), and so do their gradients and the optimizer state.  compile() builds a
-    plan that allocates every buffer once; train_step() is then one native call
-    doing forward, loss, backward and update with no Python per layer.
+    All parameters live in one flat buffer (each layer's W and b, gamma and
+    beta, PReLU slopes are views into it), and so do their gradients and the
+    optimizer state; the batch norms' running statistics live in a second flat
+    buffer, ``model.state``.  compile() builds a plan that allocates every
+    buffer once; train_step() is then one native call doing forward, loss,
+    backward and update with no Python per layer.
 
     Parameters
     ----------
-    layers : list of Dense and Dropout layers
-        A Dropout applies to the output of the Dense layer before it.
+    layers : list of Dense, Maxout, BatchNorm, PReLU and Dropout layers
+        A Dropout applies to the output of the layer before it.
     input_dim : int or None
         Number of input features; None builds the model on the first fit().
     dtype : "float32" (default, fast) or "float64"
@@ -62,7 +65,7 @@ class Sequential:
 
     def __init__(self, layers, input_dim=None, dtype="float32", seed=0, backend="native"):
         layers = list(layers)
-        self._dense, self._dropout = _stack(layers)
+        self._units, self._dropout = _stack(layers)
         if np.dtype(dtype) not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
         if backend not in BACKENDS:
@@ -84,26 +87,69 @@ class Sequential:
     # -- construction ------------------------------------------------------------
 
     def build(self, input_dim):
-        """Allocate and initialise the parameters for `input_dim` input features."""
+        """Allocate and initialise the parameters for `input_dim` input features.
+
+        Layout of the flat buffers, layer by layer in list order (each array
+        aligned to 16 elements): Dense and Maxout W (n_in, units * pieces) and
+        b; BatchNorm gamma and beta; PReLU alpha.  ``model.state`` holds each
+        BatchNorm's running mean and running variance, in order.
+        """
         input_dim = check_positive_int(input_dim, "input_dim")
         rng = np.random.default_rng(self.seed)
-        self._layout = []          # (n_in, n_out, w_offset, b_offset) per layer
-        offset, n_in = 0, input_dim
-        for layer in self._dense:
-            w_off = offset
-            b_off = _aligned(w_off + n_in * layer.units)
-            offset = _aligned(b_off + layer.units)
-            self._layout.append((n_in, layer.units, w_off, b_off))
-            n_in = layer.units
+        self._layout = []          # per layer with parameters: kind, sizes and offsets
+        offset, state_offset, n_in = 0, 0, input_dim
+        for layer in self._units:
+            entry = {"kind": _kind(layer), "n_in": n_in, "pieces": 1}
+            if isinstance(layer, (Dense, Maxout)):
+                n_out = layer.units
+                n_z = n_out * getattr(layer, "pieces", 1)
+                entry["pieces"] = n_z // n_out
+                w_off = offset
+                b_off = _aligned(w_off + n_in * n_z)
+                offset = _aligned(b_off + n_z)
+                entry["arrays"] = [(w_off, (n_in, n_z)), (b_off, (n_z,))]
+            elif isinstance(layer, BatchNorm):
+                n_out = n_in
+                gamma_off = offset
+                beta_off = _aligned(gamma_off + n_out)
+                offset = _aligned(beta_off + n_out)
+                entry["arrays"] = [(gamma_off, (n_out,)), (beta_off, (n_out,))]
+                entry["rm_off"] = state_offset
+                entry["rv_off"] = _aligned(state_offset + n_out)
+                state_offset = _aligned(entry["rv_off"] + n_out)
+            else:  # PReLU
+                n_out = n_in
+                entry["arrays"] = [(offset, (n_out,))]
+                offset = _aligned(offset + n_out)
+            entry["n_out"] = n_out
+            self._layout.append(entry)
+            n_in = n_out
         self.params = np.zeros(offset, dtype=self.dtype)
         self.grads = np.zeros(offset, dtype=self.dtype)
-        for layer, (n_in, n_out, w_off, _) in zip(self._dense, self._layout):
-            W = initialize(layer.init, rng, n_in, n_out)
-            self.params[w_off:w_off + n_in * n_out] = W.ravel()
+        self.state = np.zeros(state_offset, dtype=self.dtype)
+        for layer, entry in zip(self._units, self._layout):
+            first = self._array(self.params, entry["arrays"][0])
+            if isinstance(layer, Dense):
+                first[...] = initialize(layer.init, rng, entry["n_in"], entry["n_out"])
+            elif isinstance(layer, Maxout):  # each piece drawn as a Dense(units) would be
+                pieces = [initialize(layer.init, rng, entry["n_in"], layer.units)
+                          for _ in range(layer.pieces)]
+                first[...] = np.stack(pieces, axis=2).reshape(first.shape)
+            elif isinstance(layer, BatchNorm):
+                first[...] = 1.0                                            # gamma
+                self.state[entry["rv_off"]:entry["rv_off"] + entry["n_out"]] = 1.0  # running var
+            else:
+                first[...] = layer.init                                     # PReLU slopes
         self.input_dim = input_dim
         if self.loss is not None:
+            self._check_output(self.loss)
             self._make_plan()
         return self
+
+    @staticmethod
+    def _array(flat, span):
+        off, shape = span
+        return flat[off:off + int(np.prod(shape))].reshape(shape)
 
     def compile(self, loss="softmax_cross_entropy", optimizer="adam", metrics=None):
         """Choose the loss, the optimizer and the metrics fit()/evaluate() report.
@@ -122,25 +168,51 @@ class Sequential:
                 raise ValueError(f"unknown metric {m!r}; choose from {', '.join(_METRICS)}")
             if m == "accuracy" and not loss.classification:
                 raise ValueError("the accuracy metric needs a classification loss")
-        last = self._dense[-1]
-        if loss.name == "softmax_cross_entropy" and last.activation.name != "identity":
-            raise ValueError("with softmax_cross_entropy the last layer must output logits "
-                             f"(activation=None), not {last.activation!r}: the softmax is "
-                             "fused into the loss and applied by predict()")
-        if loss.name == "softmax_cross_entropy" and last.units < 2:
-            raise ValueError("softmax_cross_entropy needs a last layer with >= 2 units")
+        self._check_output(loss)
         self.loss, self.optimizer, self.metrics = loss, optimizer, metrics
         if self.input_dim is not None:
             self._make_plan()
         return self
 
+    def _check_output(self, loss):
+        """The last layer must suit the loss: logits for softmax cross-entropy."""
+        last = self._units[-1]
+        if loss.name != "softmax_cross_entropy":
+            return
+        if isinstance(last, PReLU):
+            raise ValueError("with softmax_cross_entropy the last layer must output logits (a "
+                             "Dense or BatchNorm with activation=None, or a Maxout), not a "
+                             "PReLU: the softmax is fused into the loss and applied by predict()")
+        if last.activation.name != "identity":
+            raise ValueError("with softmax_cross_entropy the last layer must output logits "
+                             f"(activation=None), not {last.activation!r}: the softmax is "
+                             "fused into the loss and applied by predict()")
+        if self.n_outputs is not None and self.n_outputs < 2:
+            raise ValueError("softmax_cross_entropy needs a last layer with >= 2 units")
+
+    def _layer_specs(self):
+        """The plan's layer specs (see fastmlp._layer_specs) from the layout."""
+        specs = []
+        for layer, drop, entry in zip(self._units, self._dropout, self._layout):
+            spec = {"kind": entry["kind"], "n_in": entry["n_in"], "n_out": entry["n_out"],
+                    "w_off": entry["arrays"][0][0], "drop": drop}
+            if len(entry["arrays"]) > 1:
+                spec["b_off"] = entry["arrays"][1][0]
+            if isinstance(layer, (Dense, BatchNorm)):
+                spec["act"] = self._kernels.activation_code(layer.activation.name)
+                spec["alpha"] = layer.activation.alpha
+            if isinstance(layer, Maxout):
+                spec["pieces"] = layer.pieces
+            if isinstance(layer, BatchNorm):
+                spec.update(rm_off=entry["rm_off"], rv_off=entry["rv_off"],
+                            momentum=layer.momentum, eps=layer.eps)
+            specs.append(spec)
+        return specs
+
     def _make_plan(self):
-        specs = [(n_in, n_out, self._kernels.activation_code(layer.activation.name),
-                  layer.activation.alpha, w_off, b_off, drop)
-                 for layer, drop, (n_in, n_out, w_off, b_off)
-                 in zip(self._dense, self._dropout, self._layout)]
+        specs = self._layer_specs()
         self._plan = self._kernels.Plan(specs, self.params, self.grads, self.loss.kind,
-                                        seed=self.seed)
+                                        seed=self.seed, running=self.state)
         self._opt_state = [np.zeros_like(self.params) for _ in range(self.optimizer.n_state)]
         self.optimizer._bind(self._plan, self._opt_state)
 
@@ -154,7 +226,21 @@ class Sequential:
 
     @property
     def n_outputs(self):
-        return self._dense[-1].units
+        """Width of the model's output (None while it depends on an unknown input_dim)."""
+        width = self.input_dim
+        for layer in self._units:
+            if isinstance(layer, (Dense, Maxout)):
+                width = layer.units
+        return width
+
+    @property
+    def decay_spans(self):
+        """[(offset, size), ...]: where the weight matrices (Dense and Maxout W) lie
+        in the flat parameter buffer; weight decay applies to these only (not to
+        biases, BatchNorm's gamma and beta or PReLU's slopes)."""
+        self._require_built()
+        return [(entry["arrays"][0][0], int(np.prod(entry["arrays"][0][1])))
+                for entry in self._layout if entry["kind"] in ("dense", "maxout")]
 
     # -- data checks ---------------------------------------------------------------
 
@@ -301,12 +387,20 @@ class Sequential:
     # -- parameters ----------------------------------------------------------------------
 
     def _views(self, flat):
-        return [part for n_in, n_out, w_off, b_off in self._layout
-                for part in (flat[w_off:w_off + n_in * n_out].reshape(n_in, n_out),
-                             flat[b_off:b_off + n_out])]
+        return [self._array(flat, span) for entry in self._layout for span in entry["arrays"]]
+
+    def _state_views(self):
+        return [self.state[entry[key]:entry[key] + entry["n_out"]]
+                for entry in self._layout if entry["kind"] == "batchnorm"
+                for key in ("rm_off", "rv_off")]
 
     def get_weights(self):
-        """Copies of the parameters: [W1 (n_in, n_out), b1, W2, b2, ...]."""
+        """Copies of the parameters, layer by layer in list order:
+        [W1 (n_in, n_out), b1, W2, b2, ...] for Dense layers; a Maxout adds its W
+        (n_in, units * pieces) and b, a BatchNorm its gamma and beta (n,), a
+        PReLU its slopes alpha (n,).  E.g. [Dense, BatchNorm, Dense] gives
+        [W1, b1, gamma1, beta1, W2, b2].  The BatchNorm running statistics are
+        not parameters: see get_state()."""
         self._require_built()
         return [p.copy() for p in self._views(self.params)]
 
@@ -316,25 +410,36 @@ class Sequential:
         targets = self._views(self.params)
         weights = list(weights)
         if len(weights) != len(targets):
-            raise ValueError(f"expected {len(targets)} arrays (W and b per layer), got {len(weights)}")
-        checked = []
-        for i, (w, t) in enumerate(zip(weights, targets)):
-            w = np.asarray(w)
-            if w.dtype.kind not in "fiu":
-                raise ValueError(f"weights[{i}] has dtype {w.dtype}; a real numeric array is needed")
-            if w.shape != t.shape:
-                raise ValueError(f"weights[{i}] has shape {w.shape}, expected {t.shape}")
-            w = w.astype(self.dtype, copy=False)
-            if not np.isfinite(w).all():
-                raise ValueError(f"weights[{i}] contains NaN or infinity")
-            checked.append(w)
-        for w, t in zip(checked, targets):  # all checked before any is written
-            t[...] = w
+            raise ValueError(f"expected {len(targets)} arrays (see get_weights), got {len(weights)}")
+        _assign(weights, targets, self.dtype, "weights")
+
+    def get_state(self):
+        """Copies of the model state that is not trained by the optimizer: each
+        BatchNorm's running mean and running variance, in layer order
+        ([running_mean1, running_var1, ...]; [] without BatchNorm).  The same
+        numbers lie in one flat buffer, ``model.state``."""
+        self._require_built()
+        return [v.copy() for v in self._state_views()]
+
+    def set_state(self, state):
+        """Set the model state from a list shaped like get_state()'s (copied in;
+        running variances must be >= 0)."""
+        self._require_built()
+        targets = self._state_views()
+        state = list(state)
+        if len(state) != len(targets):
+            raise ValueError(f"expected {len(targets)} arrays (see get_state), got {len(state)}")
+        for i in range(1, len(state), 2):
+            if np.any(np.asarray(state[i]) < 0):
+                raise ValueError(f"state[{i}] is a running variance and must be >= 0")
+        _assign(state, targets, self.dtype, "state")
 
     def loss_and_gradients(self, X, y):
         """Mean loss on (X, y) and its gradient w.r.t. every parameter, without an update.
 
-        Returns (loss, [dW1, db1, dW2, db2, ...]) in get_weights() order.
+        Returns (loss, [dW1, db1, dW2, db2, ...]) in get_weights() order.  Batch
+        norms use the batch's statistics, as in training; their running
+        statistics are not updated.
         """
         self._require_compiled()
         X = self._check_X(X)
@@ -351,9 +456,9 @@ class Sequential:
     # -- description -------------------------------------------------------------------
 
     def count_params(self):
-        """Number of trainable parameters (every W and b entry)."""
+        """Number of trainable parameters (every entry of W, b, gamma, beta, alpha)."""
         self._require_built()
-        return sum(n_in * n_out + n_out for n_in, n_out, _, _ in self._layout)
+        return sum(int(np.prod(shape)) for entry in self._layout for _, shape in entry["arrays"])
 
     def summary(self):
         """A table of layers, output shapes and parameter counts (returned and printed)."""
@@ -361,14 +466,13 @@ class Sequential:
         n_in = self.input_dim
         total = 0
         for i, layer in enumerate(self.layers):
-            if isinstance(layer, Dropout):
-                lines.append(f"  {i}: {layer!r:45s} output (n, {n_in:<5d}) params 0")
-                continue
-            count = (n_in * layer.units + layer.units) if n_in is not None else None
+            n_out = layer.units if isinstance(layer, (Dense, Maxout)) else n_in
+            count = _param_count(layer, n_in) if n_in is not None else None
             total += count or 0
-            lines.append(f"  {i}: {layer!r:45s} output (n, {layer.units:<5d}) params "
+            shown = f"{n_out:<5d}" if n_out is not None else "?    "
+            lines.append(f"  {i}: {layer!r:45s} output (n, {shown}) params "
                          f"{count if count is not None else '?'}")
-            n_in = layer.units
+            n_in = n_out
         lines.append(f"total parameters: {total if self.input_dim is not None else '?'}")
         text = "\n".join(lines)
         print(text)
@@ -380,26 +484,70 @@ class Sequential:
                 f"backend={self.backend!r})")
 
 
+_KINDS = ((Dense, "dense"), (Maxout, "maxout"), (BatchNorm, "batchnorm"), (PReLU, "prelu"))
+
+
+def _kind(layer):
+    """The plan's kind name of a layer with parameters (None for anything else)."""
+    for cls, name in _KINDS:
+        if isinstance(layer, cls):
+            return name
+    return None
+
+
 def _stack(layers):
-    """The Dense layers and the dropout rate after each, from a layer list
-    (Dropout must follow a Dense; the last layer is a Dense)."""
-    dense, dropout = [], []
+    """The layers with parameters and the dropout rate after each, from a layer
+    list (a Dropout must follow a layer with parameters; the last layer has
+    parameters)."""
+    units, dropout = [], []
     for i, layer in enumerate(layers):
-        if isinstance(layer, Dense):
-            dense.append(layer)
+        if _kind(layer) is not None:
+            units.append(layer)
             dropout.append(0.0)
         elif isinstance(layer, Dropout):
-            if i == 0 or not isinstance(layers[i - 1], Dense):
-                raise ValueError(f"layer {i}: a Dropout must directly follow a Dense layer")
+            if i == 0 or not isinstance(layers[i - 1], Layer):
+                raise ValueError(f"layer {i}: a Dropout must directly follow a Dense, Maxout, "
+                                 "BatchNorm or PReLU layer")
             dropout[-1] = layer.rate
         else:
-            raise ValueError(f"layer {i} is {layer!r}: layers must be fastmlp.Dense or "
-                             "fastmlp.Dropout")
+            raise ValueError(f"layer {i} is {layer!r}: layers must be fastmlp.Maxout, "
+                             "fastmlp.BatchNorm, fastmlp.PReLU, fastmlp.Dense or fastmlp.Dropout")
     if not layers:
-        raise ValueError("layers must be a non-empty list of fastmlp.Dense/Dropout layers")
-    if not isinstance(layers[-1], Dense):
-        raise ValueError("the last layer must be a Dense layer (the model's output)")
-    return dense, dropout
+        raise ValueError("layers must be a non-empty list of fastmlp layers (Dense, ...)")
+    if isinstance(layers[-1], Dropout):
+        raise ValueError("the last layer must be a layer with parameters (the model's output), "
+                         "not a Dropout")
+    return units, dropout
+
+
+def _param_count(layer, n_in):
+    """Trainable parameters of `layer` on n_in inputs."""
+    if isinstance(layer, Dense):
+        return n_in * layer.units + layer.units
+    if isinstance(layer, Maxout):
+        return (n_in + 1) * layer.units * layer.pieces
+    if isinstance(layer, BatchNorm):
+        return 2 * n_in
+    if isinstance(layer, PReLU):
+        return n_in
+    return 0
+
+
+def _assign(arrays, targets, dtype, name):
+    """Check every array against its target view (shape, finite, numeric), then copy all in."""
+    checked = []
+    for i, (w, t) in enumerate(zip(arrays, targets)):
+        w = np.asarray(w)
+        if w.dtype.kind not in "fiu":
+            raise ValueError(f"{name}[{i}] has dtype {w.dtype}; a real numeric array is needed")
+        if w.shape != t.shape:
+            raise ValueError(f"{name}[{i}] has shape {w.shape}, expected {t.shape}")
+        w = w.astype(dtype, copy=False)
+        if not np.isfinite(w).all():
+            raise ValueError(f"{name}[{i}] contains NaN or infinity")
+        checked.append(w)
+    for w, t in zip(checked, targets):  # all checked before any is written
+        t[...] = w
 
 
 def _divergence_error(status, loss, where):

@@ -8,32 +8,61 @@ optimizer-state buffers (each layer's W and b are views into them) and to
 per-layer activation buffers allocated once for the largest batch seen.  A
 step never allocates and never returns to Python between layers.
 
-Threads (one OpenMP pool; the BLAS is kept single-threaded, see _runtime.pyx)
-get static shares, and the step is L + 2 parallel regions for L layers:
+A model is a list of layers of four kinds: dense (Z = X W + b, A = f(Z)),
+maxout (a dense layer with `pieces` outputs per unit and the max over them),
+batch norm (per-feature normalization with learned gamma, beta, then f) and
+PReLU (one learned slope per unit); each may have inverted dropout on its
+output.
 
-  region 0      each thread, on its rows of the batch: every layer's forward
-                (GEMM, then bias + activation on the block while in cache),
-                the loss and its gradient dZ[L-1] on those rows, and
-                dZ[L-2] = (dZ[L-1] W[L-1]^T) * f'(Z[L-2]) on the same rows.
-  region j=1..L layer l = L - j: its share of dW[l] = A[l-1]^T dZ[l] and db[l]
-                (these need every row, hence a new region), checked finite
-                while in cache; and the rows of dZ[l-2].
-  last region   the optimizer update, one contiguous share of the flat
+Threads (one OpenMP pool; the BLAS is kept single-threaded, see _runtime.pyx)
+get static shares of the batch rows, the same in every region of a step.
+Row-local work of consecutive layers runs in one parallel region; a new region
+starts only where the step needs every row:
+
+  forward       one region per run of layers between batch norms.  Each
+                thread, on its rows, does every layer's forward (GEMM, then
+                bias + activation / maxout's max, PReLU, batch norm's affine
+                map + activation, dropout, each on the block while it is in
+                cache).  A run that ends at a batch norm ends with the exact
+                two-pass mean and M2 of that layer's input on the thread's
+                rows (in double); between the regions they are merged in
+                thread order (Chan et al. 1979) into the batch statistics the
+                next region normalizes with.
+  last run      also the loss and dLoss/dA of the last layer on the same
+                rows, then the backward chain down the layers for as long as
+                it is row-local: each layer's dropout mask, activation
+                derivative and maxout routing, then the rows of its input
+                gradient (dZ W^T, PReLU's slopes), and so on.  The chain stops
+                after layer 0, or at a batch norm, with the per-thread sums of
+                dy and dy xhat on its rows (its input gradient needs them
+                over every row).
+  per batch norm the chain met: its sums merged between regions in thread
+                order (dbeta, dgamma), then one region with each thread's
+                shares of dW and db (PReLU's dalpha) of every layer above it,
+                whose dZ is now complete, and the thread's rows of the batch
+                norm's input gradient, continuing the chain.
+  parameters    the shares of dW and db of the remaining layers (dW split
+                along its longer side, db and dalpha by columns), each
+                checked finite while in cache.
+  update        the optimizer update, one contiguous share of the flat
                 buffers per thread, applied only when the loss and every
                 gradient share are finite; it reports whether every new
                 parameter is finite (Plan.status tells Python which failed).
+                The batch norms' running averages then take in the batch
+                statistics (serially: one value per feature).
 
-No element of a gradient is summed by two threads, so a step is bit-for-bit
-repeatable for a given thread count, and the parallel and serial orders
-differ only by the rounding of BLAS blocking.  Every region flushes
-subnormals to zero (csrc/fm_fpu.h).
+A step is 3 regions without batch norm and 3 + 2 b with b of them.  No element
+is summed by two threads except the per-feature batch statistics, which are
+merged in a fixed order, so a step is bit-for-bit repeatable for a given
+thread count, and the parallel and serial orders differ only by rounding.
+Every region flushes subnormals to zero (csrc/fm_fpu.h).
 """
 from cython cimport floating
 from cython.parallel cimport parallel, threadid
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
-from libc.math cimport isfinite
+from libc.math cimport isfinite, sqrt
 from cpython.exc cimport PyErr_CheckSignals
 
 import numpy as np
@@ -41,13 +70,18 @@ cimport numpy as cnp
 
 cnp.import_array()
 
+from fastmlp._layer_specs import KINDS, layer_spec, spec_spans
+
 from fastmlp._kernels._cfm cimport (fm_dropout_key, dropout_rows, softmax_xent_labels, softmax_xent_targets,
                                     softmax as c_softmax, squared_error,
                                     sgd_update as c_sgd, adam_update as c_adam)
+from fastmlp._kernels._cfm cimport (FM_N_ACTIVATIONS, fm_bn_merge_stats, bn_block_stats, bn_apply,
+                                    bn_grad_sums, bn_input_grad, prelu_forward, prelu_input_grad,
+                                    prelu_alpha_grad, maxout_backward, block_finite)
 from fastmlp._kernels._blocks cimport (share_lo, chunk_lo, adam_scales, dense_forward_rows,
                                        dense_param_grad_share, dense_input_grad_rows,
                                        activation_backward_rows, flush_denormals_begin,
-                                       flush_denormals_end)
+                                       flush_denormals_end, maxout_forward_rows)
 from fastmlp._kernels._runtime cimport (threads_for, GEMM_GRAIN, ELEMENTWISE_GRAIN,
                                         blas_enter, blas_leave)
 
@@ -64,6 +98,12 @@ cdef enum:
     ACT_IDENTITY = 0  # csrc/fm_kernels.h lists identity first
 
 cdef enum:
+    KIND_DENSE = 0        # layer kinds of a plan (Plan.KINDS names them)
+    KIND_MAXOUT = 1
+    KIND_BATCHNORM = 2
+    KIND_PRELU = 3
+
+cdef enum:
     MAX_THREADS = 64  # most threads one step uses (sizes per-thread partial results)
     MIN_ROWS_PER_THREAD = 32
 
@@ -73,17 +113,29 @@ cdef Py_ssize_t PREDICT_BLOCK = 256
 
 
 cdef struct LayerSpec:
+    int kind              # KIND_*
     int n_in
-    int n_out
-    int act
+    int n_out             # output units
+    int n_z               # columns of W and b: n_out * pieces (maxout), else n_out
+    int pieces            # maxout's pieces per unit (1 otherwise)
+    int act               # activation after dense / batch norm (identity for maxout, prelu)
     double alpha
-    Py_ssize_t w_off      # offset of W (n_in, n_out) in the flat buffers, in elements
-    Py_ssize_t b_off      # offset of b (n_out,)
+    Py_ssize_t w_off      # offset in the flat buffers, in elements, of W (n_in, n_z) (dense,
+                          # maxout), gamma (n_out,) (batch norm) or the slopes (n_out,) (prelu)
+    Py_ssize_t b_off      # offset of b (n_z,) (dense, maxout) or beta (n_out,) (batch norm)
+    Py_ssize_t rm_off     # batch norm: running mean (n_out,) in the running-statistics buffer
+    Py_ssize_t rv_off     # batch norm: running variance (n_out,)
+    Py_ssize_t vec_off    # batch norm: its 5 per-feature vectors in Step.bn_vec
+    Py_ssize_t stat_off   # batch norm: its batch mean and variance in Step.bn_stats
+    double momentum       # batch norm: running = momentum running + (1 - momentum) batch
+    double eps            # batch norm: variance floor in 1 / sqrt(var + eps)
     double drop           # dropout rate applied to this layer's output (0: none)
-    char *Z               # (capacity, n_out) pre-activation
+    char *Z               # (capacity, n_out) pre-activation (dense, batch norm); == A otherwise
     char *A               # (capacity, n_out) post-activation; == Z for identity
     char *D               # (capacity, n_out) A after dropout (the next layer's input); == A if none
     char *dZ              # (capacity, n_out) dLoss/dZ (first dLoss/dD, turned into dLoss/dZ in place)
+    char *P               # maxout: (capacity, n_z) pieces, bias included
+    char *dP              # maxout: (capacity, n_z) dLoss/dP
 
 
 cdef struct Batch:
@@ -118,6 +170,17 @@ cdef struct Step:
     int64_t *lbuf         # gathered labels
     char *tbuf            # gathered targets (capacity, n_out)
     char *wbuf            # gathered sample weights
+    # batch norms
+    int n_bn
+    char *running         # running means and variances (the model's flat state buffer)
+    char *bn_vec          # per batch norm, 5 vectors: center (batch mean), 1/sqrt(var + eps),
+                          # gamma/sqrt(var + eps), mean(dy), mean(dy xhat)
+    double *bn_stats      # per batch norm: batch mean and biased variance
+    double *bn_parts      # per thread: 2 partial vectors of the widest batch norm
+    Py_ssize_t bn_width   # that width (stride of the partial vectors)
+    Py_ssize_t bn_vec_len # 5 x the batch norms' total width
+    bint stats_pending    # batch statistics not yet folded into the running averages
+    Py_ssize_t stats_rows # the batch size they come from
 
 
 # ---- region bodies (one thread's share) -------------------------------------
@@ -163,59 +226,148 @@ cdef inline double _loss_mean(Step *s, double total, Py_ssize_t rows) noexcept n
     return total * 0.5 / (<double>rows * s.layers[s.n_layers - 1].n_out)
 
 
-cdef void _region_forward(Step *s, Batch *bt, int tid, int nt,
+cdef inline const floating *_input(Step *s, const floating *x, int l) noexcept nogil:
+    """The input of layer l: the batch x, or the previous layer's output after dropout."""
+    return x if l == 0 else <const floating *>s.layers[l - 1].D
+
+
+cdef inline int _next_batchnorm(Step *s, int l) noexcept nogil:
+    """The first batch norm at or after layer l, or n_layers."""
+    while l < s.n_layers and s.layers[l].kind != KIND_BATCHNORM:
+        l += 1
+    return l
+
+
+cdef inline int _chain_stop(Step *s, int l) noexcept nogil:
+    """Where the row-local backward chain from layer l stops: the last batch
+    norm at or before l, or layer 0."""
+    while l > 0 and s.layers[l].kind != KIND_BATCHNORM:
+        l -= 1
+    return l
+
+
+cdef inline void _forward_rows(Step *s, int l, const floating *inp, Py_ssize_t r0,
+                               Py_ssize_t r1) noexcept nogil:
+    """Layer l's forward pass on rows [r0, r1) of its input, then its dropout."""
+    cdef LayerSpec *lay = &s.layers[l]
+    cdef floating *P = <floating *>s.params
+    cdef const floating *vec
+    cdef int n = lay.n_out
+    if lay.kind == KIND_DENSE:
+        dense_forward_rows(inp, P + lay.w_off, P + lay.b_off, <floating *>lay.Z,
+                           <floating *>lay.A, r0, r1, lay.n_in, n, lay.act, lay.alpha)
+    elif lay.kind == KIND_MAXOUT:
+        maxout_forward_rows(inp, P + lay.w_off, P + lay.b_off, <floating *>lay.P,
+                            <floating *>lay.A, r0, r1, lay.n_in, n, lay.pieces)
+    elif lay.kind == KIND_PRELU:
+        prelu_forward(inp + r0 * n, P + lay.w_off, <floating *>lay.A + r0 * n, r1 - r0, n)
+    else:  # batch norm, with the batch statistics merged before this region
+        vec = <const floating *>s.bn_vec + lay.vec_off
+        bn_apply(lay.act, lay.alpha, inp + r0 * n, vec, vec + 2 * n, P + lay.b_off,
+                 <floating *>lay.Z + r0 * n, <floating *>lay.A + r0 * n, r1 - r0, n)
+    if lay.drop > 0:
+        dropout_rows(<const floating *>lay.A, <floating *>lay.D, r0, r1, n,
+                     fm_dropout_key(s.seed, l, s.step), lay.drop)
+
+
+cdef void _region_forward(Step *s, Batch *bt, int l0, int l1, bint backward, int tid, int nt,
                           const floating *dummy) noexcept nogil:
+    """Layers [l0, l1) on this thread's rows.  When layer l1 is a batch norm,
+    end with the statistics of its input on these rows; after the last layer,
+    with the loss and (when `backward`) the row-local backward chain."""
     cdef Py_ssize_t rows = bt.rows
     cdef Py_ssize_t r0 = share_lo(rows, tid, nt), r1 = share_lo(rows, tid + 1, nt)
     cdef const floating *x = <const floating *>bt.x
     cdef const int64_t *labels = bt.labels
     cdef const floating *targets = <const floating *>bt.targets
     cdef const floating *w = <const floating *>bt.weights
-    cdef floating *P = <floating *>s.params
-    cdef int L = s.n_layers, l, k
+    cdef int L = s.n_layers, l, n
     cdef LayerSpec *lay
-    cdef double part
+    cdef double *part
     if bt.order != NULL:
-        _gather(s, bt, r0, r1, dummy)
+        if l0 == 0:
+            _gather(s, bt, r0, r1, dummy)
         x = <const floating *>s.xbuf
         labels = s.lbuf if labels != NULL else NULL
         targets = <const floating *>s.tbuf if targets != NULL else NULL
         w = <const floating *>s.wbuf if w != NULL else NULL
-    # forward through every layer on rows [r0, r1)
-    cdef const floating *inp = x
-    for l in range(L):
-        lay = &s.layers[l]
-        dense_forward_rows(inp, P + lay.w_off, P + lay.b_off, <floating *>lay.Z,
-                           <floating *>lay.A, r0, r1, lay.n_in, lay.n_out, lay.act, lay.alpha)
-        if lay.drop > 0:
-            dropout_rows(<const floating *>lay.A, <floating *>lay.D, r0, r1, lay.n_out,
-                         fm_dropout_key(s.seed, l, s.step), lay.drop)
-        inp = <const floating *>lay.D
-    # loss and dLoss/dZ of the last layer on the same rows
+    for l in range(l0, l1):
+        _forward_rows(s, l, _input(s, x, l), r0, r1)
+    if l1 < L:
+        # exact mean and M2 of the batch norm's input on these rows
+        n = s.layers[l1].n_out
+        part = s.bn_parts + 2 * tid * s.bn_width
+        bn_block_stats(_input(s, x, l1) + r0 * n, r1 - r0, n, part, part + s.bn_width)
+        return
+    # loss and dLoss/dA of the last layer on the same rows
     lay = &s.layers[L - 1]
-    k = lay.n_out
-    part = _loss_rows(s, lay, labels, targets, w, rows, r0, r1)
-    s.loss_parts[tid] = part
-    if lay.act != ACT_IDENTITY:  # loss on A = f(Z): chain rule into dZ
-        activation_backward_rows(<floating *>lay.Z, <floating *>lay.A, <floating *>lay.dZ,
-                                 r0, r1, k, lay.act, lay.alpha)
-    if L >= 2:
-        _input_grad_rows(s, L - 1, r0, r1, dummy)
+    s.loss_parts[tid] = _loss_rows(s, lay, labels, targets, w, rows, r0, r1)
+    if backward:
+        _backward_chain(s, x, L - 1, r0, r1, tid)
 
 
-cdef inline void _input_grad_rows(Step *s, int l, Py_ssize_t r0, Py_ssize_t r1,
-                                  const floating *dummy) noexcept nogil:
-    """dZ[l-1][r0:r1] = (dZ[l] W[l]^T) * mask[l-1] * f'(Z[l-1]) on rows [r0, r1)
-    (the dropout mask, when layer l-1 has one, recomputed from its key)."""
+cdef inline void _finish_rows(Step *s, const floating *x, int l, Py_ssize_t r0, Py_ssize_t r1,
+                              int tid) noexcept nogil:
+    """Rows [r0, r1) of dZ[l] hold dLoss/dD (layer l's output after dropout):
+    through the dropout mask (recomputed from its key) and f' into dLoss/dZ in
+    place; maxout routes it to the maximal pieces (dP); a batch norm adds up
+    dy and dy xhat over the rows for its merge."""
     cdef LayerSpec *lay = &s.layers[l]
-    cdef LayerSpec *prev = &s.layers[l - 1]
-    dense_input_grad_rows(<floating *>lay.dZ, <floating *>s.params + lay.w_off,
-                          <floating *>prev.dZ, r0, r1, lay.n_in, lay.n_out)
-    if prev.drop > 0:
-        dropout_rows(<const floating *>prev.dZ, <floating *>prev.dZ, r0, r1, prev.n_out,
-                     fm_dropout_key(s.seed, l - 1, s.step), prev.drop)
-    activation_backward_rows(<floating *>prev.Z, <floating *>prev.A, <floating *>prev.dZ,
-                             r0, r1, prev.n_out, prev.act, prev.alpha)
+    cdef int n = lay.n_out
+    cdef floating *dz = <floating *>lay.dZ
+    cdef const floating *vec
+    cdef double *part
+    if lay.drop > 0:
+        dropout_rows(<const floating *>dz, dz, r0, r1, n, fm_dropout_key(s.seed, l, s.step),
+                     lay.drop)
+    if lay.act != ACT_IDENTITY:
+        activation_backward_rows(<floating *>lay.Z, <floating *>lay.A, dz, r0, r1, n, lay.act,
+                                 lay.alpha)
+    if lay.kind == KIND_MAXOUT:
+        maxout_backward(<const floating *>lay.P + r0 * lay.n_z, dz + r0 * n,
+                        <floating *>lay.dP + r0 * lay.n_z, r1 - r0, n, lay.pieces)
+    elif lay.kind == KIND_BATCHNORM:
+        vec = <const floating *>s.bn_vec + lay.vec_off
+        part = s.bn_parts + 2 * tid * s.bn_width
+        bn_grad_sums(_input(s, x, l) + r0 * n, vec, vec + n, dz + r0 * n, r1 - r0, n, part,
+                     part + s.bn_width)
+
+
+cdef inline void _input_grad_rows(Step *s, const floating *x, int l, Py_ssize_t r0,
+                                  Py_ssize_t r1) noexcept nogil:
+    """Rows [r0, r1) of dZ[l-1] = dLoss/d(input of layer l), from layer l's
+    finished gradient (l >= 1)."""
+    cdef LayerSpec *lay = &s.layers[l]
+    cdef floating *dx = <floating *>s.layers[l - 1].dZ
+    cdef const floating *inp = <const floating *>s.layers[l - 1].D
+    cdef const floating *P = <const floating *>s.params
+    cdef const floating *vec
+    cdef int n = lay.n_out
+    if lay.kind == KIND_DENSE:      # dZ W^T
+        dense_input_grad_rows(<floating *>lay.dZ, P + lay.w_off, dx, r0, r1, lay.n_in, n)
+    elif lay.kind == KIND_MAXOUT:   # dP W^T
+        dense_input_grad_rows(<floating *>lay.dP, P + lay.w_off, dx, r0, r1, lay.n_in, lay.n_z)
+    elif lay.kind == KIND_PRELU:    # dA (1 if x > 0 else alpha)
+        prelu_input_grad(inp + r0 * n, P + lay.w_off, <const floating *>lay.dZ + r0 * n,
+                         dx + r0 * n, r1 - r0, n)
+    else:                           # gamma/sqrt(var + eps) (dy - mean(dy) - xhat mean(dy xhat))
+        vec = <const floating *>s.bn_vec + lay.vec_off
+        bn_input_grad(inp + r0 * n, vec, vec + n, vec + 2 * n, vec + 3 * n, vec + 4 * n,
+                      <const floating *>lay.dZ + r0 * n, dx + r0 * n, r1 - r0, n)
+
+
+cdef void _backward_chain(Step *s, const floating *x, int l, Py_ssize_t r0, Py_ssize_t r1,
+                          int tid) noexcept nogil:
+    """Rows [r0, r1) of dZ[l] hold dLoss/dD[l]: finish them, then go down the
+    layers while the work is row-local (input gradient rows, finished in turn).
+    Stops after layer 0 or at a batch norm (its input gradient needs the sums
+    over every row); _chain_stop(s, l) says where."""
+    while True:
+        _finish_rows(s, x, l, r0, r1, tid)
+        if l == 0 or s.layers[l].kind == KIND_BATCHNORM:
+            return
+        _input_grad_rows(s, x, l, r0, r1)
+        l -= 1
 
 
 cdef inline bint _update_span(Step *s, Py_ssize_t off, Py_ssize_t n,
@@ -233,17 +385,43 @@ cdef inline bint _update_span(Step *s, Py_ssize_t off, Py_ssize_t n,
                  s.lr, s.momentum, s.nesterov)
 
 
-cdef void _region_backward(Step *s, const floating *x, Py_ssize_t rows, int l,
-                           int tid, int nt) noexcept nogil:
-    """Layer l's share of dW and db (checked finite), and rows of dZ[l-2]."""
+cdef bint _param_grad_share(Step *s, const floating *x, Py_ssize_t rows, int l, int tid,
+                            int nt) noexcept nogil:
+    """Thread tid's share of layer l's parameter gradient (all rows of its dZ are
+    final); returns whether the share is finite.  Batch norms are merged serially."""
     cdef LayerSpec *lay = &s.layers[l]
-    cdef const floating *inp = x if l == 0 else <const floating *>s.layers[l - 1].D
-    if not dense_param_grad_share(inp, <floating *>lay.dZ, <floating *>s.grads + lay.w_off,
-                                  <floating *>s.grads + lay.b_off, rows, lay.n_in, lay.n_out,
-                                  tid, nt):
-        s.finite_parts[tid] = 0
-    if l >= 2:
-        _input_grad_rows(s, l - 1, share_lo(rows, tid, nt), share_lo(rows, tid + 1, nt), x)
+    cdef const floating *inp = _input(s, x, l)
+    cdef floating *G = <floating *>s.grads
+    cdef Py_ssize_t c0, c1
+    if lay.kind == KIND_DENSE:
+        return dense_param_grad_share(inp, <floating *>lay.dZ, G + lay.w_off, G + lay.b_off,
+                                      rows, lay.n_in, lay.n_out, tid, nt)
+    if lay.kind == KIND_MAXOUT:
+        return dense_param_grad_share(inp, <floating *>lay.dP, G + lay.w_off, G + lay.b_off,
+                                      rows, lay.n_in, lay.n_z, tid, nt)
+    if lay.kind == KIND_PRELU:  # dalpha = sum_rows dA min(x, 0), split by columns
+        c0 = share_lo(lay.n_out, tid, nt)
+        c1 = share_lo(lay.n_out, tid + 1, nt)
+        prelu_alpha_grad(inp, <const floating *>lay.dZ, G + lay.w_off, rows, lay.n_out, c0, c1)
+        return block_finite(G + lay.w_off, 1, lay.n_out, c0, c1)
+    return True
+
+
+cdef void _region_backward(Step *s, const floating *x, Py_ssize_t rows, int lo, int hi, int bn,
+                           int tid, int nt) noexcept nogil:
+    """Shares of the parameter gradients of layers lo..hi (checked finite), and,
+    when bn >= 1 (a batch norm whose sums are merged), this thread's rows of its
+    input gradient and of the backward chain below it."""
+    cdef int l
+    cdef Py_ssize_t r0, r1
+    for l in range(hi, lo - 1, -1):
+        if not _param_grad_share(s, x, rows, l, tid, nt):
+            s.finite_parts[tid] = 0
+    if bn >= 1:
+        r0 = share_lo(rows, tid, nt)
+        r1 = share_lo(rows, tid + 1, nt)
+        _input_grad_rows(s, x, bn, r0, r1)
+        _backward_chain(s, x, bn - 1, r0, r1, tid)
 
 
 cdef bint _all_finite_parts(Step *s, int nt) noexcept nogil:
@@ -254,19 +432,109 @@ cdef bint _all_finite_parts(Step *s, int nt) noexcept nogil:
     return True
 
 
+cdef void _merge_batch_stats(Step *s, int l, Py_ssize_t rows, int nt,
+                             const floating *dummy) noexcept nogil:
+    """Batch norm l's batch mean and biased variance from the threads' partial
+    statistics (merged in thread order), and the vectors its passes use:
+    center = mean, inv_std = 1 / sqrt(var + eps), scale = gamma inv_std."""
+    cdef LayerSpec *lay = &s.layers[l]
+    cdef Py_ssize_t counts[MAX_THREADS]
+    cdef Py_ssize_t c, n = lay.n_out
+    cdef int tid
+    cdef double *mean = s.bn_stats + lay.stat_off
+    cdef double *var = mean + n
+    cdef floating *vec = <floating *>s.bn_vec + lay.vec_off
+    cdef const floating *gamma = <const floating *>s.params + lay.w_off
+    cdef double inv_std
+    for tid in range(nt):
+        counts[tid] = share_lo(rows, tid + 1, nt) - share_lo(rows, tid, nt)
+    fm_bn_merge_stats(nt, counts, s.bn_parts, s.bn_parts + s.bn_width, 2 * s.bn_width, n,
+                      mean, var)
+    for c in range(n):
+        inv_std = 1.0 / sqrt(var[c] + lay.eps)
+        vec[c] = <floating>mean[c]
+        vec[n + c] = <floating>inv_std
+        vec[2 * n + c] = <floating>(gamma[c] * inv_std)
+
+
+cdef bint _merge_batch_grads(Step *s, int l, Py_ssize_t rows, int nt,
+                             const floating *dummy) noexcept nogil:
+    """Batch norm l's dbeta = sum dy and dgamma = sum dy xhat from the threads'
+    partial sums (in thread order) into the gradient buffer, and the means its
+    input gradient uses; returns whether they are finite."""
+    cdef LayerSpec *lay = &s.layers[l]
+    cdef Py_ssize_t c, n = lay.n_out, w = s.bn_width
+    cdef int tid
+    cdef double sum_dy, sum_dyx
+    cdef floating *vec = <floating *>s.bn_vec + lay.vec_off
+    cdef floating *G = <floating *>s.grads
+    cdef bint finite = True
+    for c in range(n):
+        sum_dy = 0.0
+        sum_dyx = 0.0
+        for tid in range(nt):
+            sum_dy += s.bn_parts[2 * tid * w + c]
+            sum_dyx += s.bn_parts[(2 * tid + 1) * w + c]
+        G[lay.b_off + c] = <floating>sum_dy
+        G[lay.w_off + c] = <floating>sum_dyx
+        vec[3 * n + c] = <floating>(sum_dy / rows)
+        vec[4 * n + c] = <floating>(sum_dyx / rows)
+        finite = finite and isfinite(sum_dy) and isfinite(sum_dyx)
+    return finite
+
+
+cdef void _update_running_stats(Step *s, const floating *dummy) noexcept nogil:
+    """Fold the batch statistics of the last training step into the batch
+    norms' running averages, once:
+        running_mean = momentum running_mean + (1 - momentum) mean
+        running_var  = momentum running_var + (1 - momentum) var n / (n - 1)
+    (the unbiased batch variance, as PyTorch; normalization uses the biased one)."""
+    cdef int l
+    cdef Py_ssize_t c, n
+    cdef double m, corr
+    cdef floating *R = <floating *>s.running
+    cdef const double *mean
+    cdef LayerSpec *lay
+    if not s.stats_pending:
+        return
+    s.stats_pending = False
+    corr = <double>s.stats_rows / (s.stats_rows - 1) if s.stats_rows > 1 else 1.0
+    for l in range(s.n_layers):
+        lay = &s.layers[l]
+        if lay.kind != KIND_BATCHNORM:
+            continue
+        n = lay.n_out
+        m = lay.momentum
+        mean = s.bn_stats + lay.stat_off
+        for c in range(n):
+            R[lay.rm_off + c] = <floating>(m * R[lay.rm_off + c] + (1.0 - m) * mean[c])
+            R[lay.rv_off + c] = <floating>(m * R[lay.rv_off + c] + (1.0 - m) * mean[n + c] * corr)
+
+
 cdef double _step(Step *s, Batch *bt, bint backward, bint update, int nt,
                   const floating *dummy) noexcept nogil:
     """Forward + loss (+ backward (+ update)) of one batch; returns the mean loss
     and sets s.status.  Nothing is updated unless loss and gradient are finite."""
-    cdef int tid, l, L = s.n_layers
+    cdef int tid, L = s.n_layers, l0, l1, lo, hi, bn, stop
     cdef double total = 0.0
+    cdef bint finite = True
     cdef const floating *x
     cdef unsigned int fpu
     s.status = STATUS_OK
-    with parallel(num_threads=nt):
-        fpu = flush_denormals_begin()
-        _region_forward(s, bt, threadid(), nt, dummy)
-        flush_denormals_end(fpu)
+    s.stats_pending = False  # this pass overwrites the batch statistics
+    # forward: one region per run of layers between batch norms
+    l0 = 0
+    l1 = _next_batchnorm(s, 0)
+    while True:
+        with parallel(num_threads=nt):
+            fpu = flush_denormals_begin()
+            _region_forward(s, bt, l0, l1, backward, threadid(), nt, dummy)
+            flush_denormals_end(fpu)
+        if l1 == L:
+            break
+        _merge_batch_stats(s, l1, bt.rows, nt, dummy)
+        l0 = l1
+        l1 = _next_batchnorm(s, l1 + 1)
     for tid in range(nt):
         total += s.loss_parts[tid]
     total = _loss_mean(s, total, bt.rows)
@@ -278,15 +546,35 @@ cdef double _step(Step *s, Batch *bt, bint backward, bint update, int nt,
     x = <const floating *>s.xbuf if bt.order != NULL else <const floating *>bt.x
     for tid in range(nt):
         s.finite_parts[tid] = 1
-    for l in range(L - 1, -1, -1):
-        with parallel(num_threads=nt):
-            fpu = flush_denormals_begin()
-            _region_backward(s, x, bt.rows, l, threadid(), nt)
-            flush_denormals_end(fpu)
-    if not _all_finite_parts(s, nt):
+    # the last region ran the backward chain down to `stop`; layers above it have
+    # their dZ complete and their parameter gradients pending down to `hi`
+    hi = L - 1
+    stop = _chain_stop(s, L - 1)
+    while True:
+        bn = -1
+        lo = stop
+        if s.layers[stop].kind == KIND_BATCHNORM:
+            finite = _merge_batch_grads(s, stop, bt.rows, nt, dummy) and finite
+            lo = stop + 1
+            bn = stop
+        if lo <= hi or bn >= 1:
+            with parallel(num_threads=nt):
+                fpu = flush_denormals_begin()
+                _region_backward(s, x, bt.rows, lo, hi, bn, threadid(), nt)
+                flush_denormals_end(fpu)
+        if bn < 1:
+            break
+        hi = stop - 1
+        stop = _chain_stop(s, stop - 1)
+    if not finite or not _all_finite_parts(s, nt):
         s.status = STATUS_GRAD_NOT_FINITE
-    elif update:
+        return total
+    if s.n_bn > 0:
+        s.stats_pending = True
+        s.stats_rows = bt.rows
+    if update:
         _apply_update(s, nt, dummy)
+        _update_running_stats(s, dummy)
     return total
 
 
@@ -309,42 +597,85 @@ cdef void _apply_update(Step *s, int nt, const floating *dummy) noexcept nogil:
         s.status = STATUS_PARAMS_NOT_FINITE
 
 
+cdef void _inference_vectors(Step *s, floating *vec) noexcept nogil:
+    """Each batch norm's inference map, laid out like Step.bn_vec:
+    center = running mean, scale = gamma / sqrt(running var + eps)."""
+    cdef int l
+    cdef Py_ssize_t c, n
+    cdef LayerSpec *lay
+    cdef const floating *R = <const floating *>s.running
+    cdef const floating *gamma
+    for l in range(s.n_layers):
+        lay = &s.layers[l]
+        if lay.kind != KIND_BATCHNORM:
+            continue
+        n = lay.n_out
+        gamma = <const floating *>s.params + lay.w_off
+        for c in range(n):
+            vec[lay.vec_off + c] = R[lay.rm_off + c]
+            vec[lay.vec_off + 2 * n + c] = <floating>(gamma[c] / sqrt(<double>R[lay.rv_off + c]
+                                                                   + lay.eps))
+
+
+cdef inline void _predict_rows(Step *s, int l, const floating *inp, floating *dst,
+                               floating *pieces, const floating *vec,
+                               Py_ssize_t m) noexcept nogil:
+    """Layer l at inference on m rows: dst = layer(inp), without dropout; batch
+    norms use their running statistics (vec), maxout its pieces in `pieces`
+    (may be dst)."""
+    cdef LayerSpec *lay = &s.layers[l]
+    cdef const floating *P = <const floating *>s.params
+    cdef int n = lay.n_out
+    if lay.kind == KIND_DENSE:
+        dense_forward_rows(inp, P + lay.w_off, P + lay.b_off, dst, dst, 0, m, lay.n_in, n,
+                           lay.act, lay.alpha)
+    elif lay.kind == KIND_MAXOUT:
+        maxout_forward_rows(inp, P + lay.w_off, P + lay.b_off, pieces, dst, 0, m, lay.n_in, n,
+                            lay.pieces)
+    elif lay.kind == KIND_PRELU:
+        prelu_forward(inp, P + lay.w_off, dst, m, n)
+    else:
+        bn_apply(lay.act, lay.alpha, inp, vec + lay.vec_off, vec + lay.vec_off + 2 * n,
+                 P + lay.b_off, dst, dst, m, n)
+
+
 cdef int _predict(Step *s, const floating *x, floating *out, Py_ssize_t rows,
                   bint output_transform, int nt, int width) noexcept nogil:
     """Inference: out = network(x), in blocks of PREDICT_BLOCK rows per thread,
     ping-ponging between two scratch blocks (pre-activations are not kept).
-    Scratch is per call and per thread, so concurrent predictions are safe.
-    Returns 0, or -1 when scratch memory could not be allocated."""
+    Scratch (and the batch norms' inference maps) is per call and per thread,
+    so concurrent predictions are safe.  Returns 0, or -1 when scratch memory
+    could not be allocated."""
     cdef int tid, l, L = s.n_layers
     cdef int failed = 0
     cdef int *failed_p = &failed
     cdef unsigned int fpu
     cdef Py_ssize_t r0, r1, b0, m
+    cdef Py_ssize_t block = PREDICT_BLOCK * width
     cdef floating *scratch
+    cdef floating *slot
     cdef floating *dst
     cdef const floating *inp
-    cdef floating *P = <floating *>s.params
     cdef LayerSpec *lay
     with parallel(num_threads=nt):
         fpu = flush_denormals_begin()
         tid = threadid()
         r0 = share_lo(rows, tid, nt)
         r1 = share_lo(rows, tid + 1, nt)
-        scratch = <floating *>malloc(2 * PREDICT_BLOCK * width * sizeof(floating)) if L > 1 else NULL
-        if L > 1 and scratch == NULL:
+        scratch = <floating *>malloc((2 * block + s.bn_vec_len) * sizeof(floating))
+        if scratch == NULL:
             failed_p[0] = 1
+        else:
+            _inference_vectors(s, scratch + 2 * block)
         b0 = r0
-        while b0 < r1 and (L == 1 or scratch != NULL):
+        while b0 < r1 and scratch != NULL:
             m = r1 - b0 if r1 - b0 < PREDICT_BLOCK else PREDICT_BLOCK
             inp = x + b0 * s.layers[0].n_in
             for l in range(L):
                 lay = &s.layers[l]
-                if l == L - 1:
-                    dst = out + b0 * lay.n_out
-                else:
-                    dst = scratch + (l % 2) * PREDICT_BLOCK * width
-                dense_forward_rows(inp, P + lay.w_off, P + lay.b_off, dst, dst, 0, m,
-                                   lay.n_in, lay.n_out, lay.act, lay.alpha)
+                slot = scratch + (l % 2) * block
+                dst = out + b0 * lay.n_out if l == L - 1 else slot
+                _predict_rows(s, l, inp, dst, slot, scratch + 2 * block, m)
                 inp = dst
             if output_transform and s.loss_kind == LOSS_SCE:
                 c_softmax(out + b0 * s.layers[L - 1].n_out, out + b0 * s.layers[L - 1].n_out,
@@ -385,13 +716,29 @@ cdef class Plan:
 
     Parameters
     ----------
-    layers : list of (n_in, n_out, activation_code, alpha, w_offset, b_offset, dropout)
-        Dense layers; `dropout` is the rate of inverted dropout on the layer's
-        output during training (0: none; must be 0 on the last layer).
+    layers : list of dict (a dense layer may also be the 7-tuple
+        (n_in, n_out, act, alpha, w_off, b_off, drop)), applied in order, with keys
+        kind : "dense", "maxout", "batchnorm" or "prelu"
+        n_in, n_out : input and output units (batchnorm, prelu: n_in == n_out)
+        act, alpha : activation code (fastmlp._kernels.activations) and its
+            parameter, after a dense or batchnorm layer (default 0: identity)
+        w_off : offset in the flat buffers of W (n_in, n_out * pieces) (dense,
+            maxout), gamma (n_out,) (batchnorm) or the slopes (n_out,) (prelu)
+        b_off : offset of b (n_out * pieces,) (dense, maxout) or beta (batchnorm)
+        pieces : maxout's linear pieces per unit (>= 2; unit u owns columns
+            u * pieces ... u * pieces + pieces - 1 of W and b)
+        rm_off, rv_off : batchnorm: offsets of its running mean and variance
+            in `running`
+        momentum, eps : batchnorm (default 0.9, 1e-5)
+        drop : rate of inverted dropout on the layer's output during training
+            (default 0: none; must be 0 on the last layer)
     params, grads : ndarray of shape (n_params,), float32 or float64
         The model's flat buffers; the plan reads and writes them in place.
     loss_kind : 0 softmax cross-entropy, 1 mean squared error
     seed : int, keys the dropout masks with (layer, step, row, unit)
+    running : ndarray of shape (n_state,) like params, or None
+        The batch norms' running statistics (not parameters: the optimizer
+        never sees them); updated in place by every applied update.
     """
     cdef Step s
     cdef readonly object dtype
@@ -403,14 +750,17 @@ cdef class Plan:
     cdef list _layer_buffers
     cdef object _state1, _state2, _params, _grads
     cdef object _gather_buffers
+    cdef object _running, _bn_buffers
+    cdef readonly list specs     # the complete layer specs (dicts)
 
     def __cinit__(self):
         self.s.layers = NULL
         self.s.loss_parts = NULL
         self.s.finite_parts = NULL
 
-    def __init__(self, list layers, params, grads, int loss_kind, seed=0):
+    def __init__(self, list layers, params, grads, int loss_kind, seed=0, running=None):
         cdef int i, L = len(layers)
+        cdef Py_ssize_t vec_len = 0, stat_len = 0, bn_width = 0, n_z
         if L == 0:
             raise ValueError("a plan needs at least one layer")
         if params.dtype not in (np.float32, np.float64) or grads.dtype != params.dtype:
@@ -418,11 +768,19 @@ cdef class Plan:
         if params.ndim != 1 or grads.shape != params.shape or not params.flags.c_contiguous \
                 or not grads.flags.c_contiguous or not params.flags.writeable:
             raise ValueError("params and grads must be writeable 1-D contiguous arrays of one size")
+        specs = [layer_spec(i, spec, FM_N_ACTIVATIONS) for i, spec in enumerate(layers)]
+        n_bn = sum(spec["kind"] == "batchnorm" for spec in specs)
+        if n_bn and (running is None or running.dtype != params.dtype or running.ndim != 1
+                     or not running.flags.c_contiguous or not running.flags.writeable):
+            raise ValueError("batchnorm layers need `running`: a writeable contiguous 1-D "
+                             "array of the parameters' dtype")
         self.dtype = params.dtype
         self.is_double = params.dtype == np.float64
         self.typenum = cnp.NPY_FLOAT64 if self.is_double else cnp.NPY_FLOAT32
         self._params = params
         self._grads = grads
+        self._running = running
+        self.specs = specs
         self.s.layers = <LayerSpec *>malloc(L * sizeof(LayerSpec))
         self.s.loss_parts = <double *>malloc(MAX_THREADS * sizeof(double))
         self.s.finite_parts = <int *>malloc(MAX_THREADS * sizeof(int))
@@ -435,18 +793,50 @@ cdef class Plan:
         self.s.loss_kind = loss_kind
         self.s.seed = <unsigned long long>(int(seed) & 0xffffffffffffffff)
         self.width = 1
-        for i, (n_in, n_out, act, alpha, w_off, b_off, drop) in enumerate(layers):
-            if w_off + n_in * n_out > params.shape[0] or b_off + n_out > params.shape[0]:
-                raise ValueError(f"layer {i} does not fit in the parameter buffer")
+        for i, spec in enumerate(specs):
+            n_in, n_out, kind = spec["n_in"], spec["n_out"], spec["kind"]
+            for off, size, _ in spec_spans(spec):
+                if off < 0 or off + size > params.shape[0]:
+                    raise ValueError(f"layer {i} does not fit in the parameter buffer")
+            if kind == "batchnorm":
+                for off in (spec["rm_off"], spec["rv_off"]):
+                    if off < 0 or off + n_out > running.shape[0]:
+                        raise ValueError(f"layer {i} does not fit in the running-statistics "
+                                         "buffer")
             if i > 0 and n_in != self.s.layers[i - 1].n_out:
                 raise ValueError(f"layer {i} expects {n_in} inputs, the previous layer has "
                                  f"{self.s.layers[i - 1].n_out} outputs")
-            if not 0.0 <= drop < 1.0 or (drop > 0 and i == L - 1):
-                raise ValueError(f"layer {i}: dropout rate {drop} must be in [0, 1), and 0 "
-                                 "on the last layer")
-            self.s.layers[i] = LayerSpec(n_in, n_out, act, alpha, w_off, b_off, drop,
-                                         NULL, NULL, NULL, NULL)
-            self.width = max(self.width, n_out)
+            if spec["drop"] > 0 and i == L - 1:
+                raise ValueError(f"layer {i}: dropout rate {spec['drop']} must be in [0, 1), "
+                                 "and 0 on the last layer")
+            n_z = n_out * spec["pieces"]
+            self.s.layers[i] = LayerSpec(
+                kind=KINDS.index(kind), n_in=n_in, n_out=n_out, n_z=n_z, pieces=spec["pieces"],
+                act=spec["act"], alpha=spec["alpha"], w_off=spec["w_off"], b_off=spec["b_off"],
+                rm_off=spec["rm_off"], rv_off=spec["rv_off"],
+                vec_off=vec_len if kind == "batchnorm" else 0,
+                stat_off=stat_len if kind == "batchnorm" else 0,
+                momentum=spec["momentum"], eps=spec["eps"], drop=spec["drop"],
+                Z=NULL, A=NULL, D=NULL, dZ=NULL, P=NULL, dP=NULL)
+            if kind == "batchnorm":
+                vec_len += 5 * n_out
+                stat_len += 2 * n_out
+                bn_width = max(bn_width, n_out)
+            self.width = max(self.width, n_z)
+        # batch-norm scratch: per-feature vectors, statistics, per-thread partials
+        bn_vec = np.zeros(max(vec_len, 1), dtype=self.dtype)
+        bn_stats = np.zeros(max(stat_len, 1))
+        bn_parts = np.zeros(max(2 * MAX_THREADS * bn_width, 1))
+        self._bn_buffers = (bn_vec, bn_stats, bn_parts)
+        self.s.n_bn = n_bn
+        self.s.running = _address(running) if n_bn else NULL
+        self.s.bn_vec = _address(bn_vec)
+        self.s.bn_stats = <double *>_address(bn_stats)
+        self.s.bn_parts = <double *>_address(bn_parts)
+        self.s.bn_width = bn_width
+        self.s.bn_vec_len = vec_len
+        self.s.stats_pending = False
+        self.s.stats_rows = 0
         self.capacity = 0
         self.gather_capacity = 0
         self._keep = []
@@ -512,6 +902,14 @@ cdef class Plan:
             raise ValueError("step must be >= 0")
         self.s.step = value
 
+    @property
+    def decay_spans(self):
+        """[(offset, size), ...] of the weight matrices (dense and maxout W) in the
+        flat buffers: the parameters weight decay applies to (not biases, batch
+        norm's gamma and beta, or PReLU's slopes)."""
+        return [(off, size) for spec in self.specs
+                for off, size, is_weight in spec_spans(spec) if is_weight]
+
     # -- buffers --------------------------------------------------------------
 
     def ensure_capacity(self, Py_ssize_t rows):
@@ -523,12 +921,21 @@ cdef class Plan:
         bufs = []
         for i in range(self.s.n_layers):
             lay = &self.s.layers[i]
-            Z = np.empty((rows, lay.n_out), dtype=self.dtype)
-            A = Z if lay.act == ACT_IDENTITY else np.empty((rows, lay.n_out), dtype=self.dtype)
-            D = A if lay.drop == 0 else np.empty((rows, lay.n_out), dtype=self.dtype)
-            dZ = np.empty((rows, lay.n_out), dtype=self.dtype)
+            shape = (rows, lay.n_out)
+            if lay.kind == KIND_DENSE or lay.kind == KIND_BATCHNORM:
+                Z = np.empty(shape, dtype=self.dtype)
+                A = Z if lay.act == ACT_IDENTITY else np.empty(shape, dtype=self.dtype)
+            else:  # maxout, prelu: no pre-activation of their own
+                A = Z = np.empty(shape, dtype=self.dtype)
+            D = A if lay.drop == 0 else np.empty(shape, dtype=self.dtype)
+            dZ = np.empty(shape, dtype=self.dtype)
             lay.Z, lay.A, lay.D, lay.dZ = _address(Z), _address(A), _address(D), _address(dZ)
-            bufs.append((Z, A, D, dZ))
+            P = dP = None
+            if lay.kind == KIND_MAXOUT:
+                P = np.empty((rows, lay.n_z), dtype=self.dtype)
+                dP = np.empty((rows, lay.n_z), dtype=self.dtype)
+                lay.P, lay.dP = _address(P), _address(dP)
+            bufs.append((Z, A, D, dZ, P, dP))
         self._layer_buffers = bufs
         self.capacity = rows
 
@@ -554,7 +961,8 @@ cdef class Plan:
         cdef double work = 0
         cdef int i
         for i in range(self.s.n_layers):
-            work += <double>self.s.layers[i].n_in * self.s.layers[i].n_out
+            if self.s.layers[i].kind == KIND_DENSE or self.s.layers[i].kind == KIND_MAXOUT:
+                work += <double>self.s.layers[i].n_in * self.s.layers[i].n_z
         return max(1, min(threads_for(work * rows, GEMM_GRAIN), rows // MIN_ROWS_PER_THREAD,
                           MAX_THREADS))
 
@@ -570,6 +978,8 @@ cdef class Plan:
         bt.rows = n_src if order is None else len(order)
         if bt.rows == 0:
             raise ValueError("the batch is empty")
+        if self.s.n_bn > 0 and bt.rows < 2:
+            raise ValueError("batch normalization needs at least 2 samples per training batch")
         bt.x = _address(X)
         bt.labels = NULL
         bt.targets = NULL
@@ -626,14 +1036,18 @@ cdef class Plan:
 
     def apply_update(self):
         """One optimizer update of every parameter from the flat gradient buffer
-        (status tells whether every new parameter is finite)."""
+        (status tells whether every new parameter is finite); the batch norms'
+        running statistics take in the batch statistics of the last successful
+        forward_backward (once)."""
         cdef int nt = min(threads_for(<double>self.s.n_params / 2, ELEMENTWISE_GRAIN), MAX_THREADS)
         self.s.status = STATUS_OK
         with nogil:
             if self.is_double:
                 _apply_update(&self.s, nt, <const double *>NULL)
+                _update_running_stats(&self.s, <const double *>NULL)
             else:
                 _apply_update(&self.s, nt, <const float *>NULL)
+                _update_running_stats(&self.s, <const float *>NULL)
 
     def train_epoch(self, X, y, order, Py_ssize_t batch_size, double[::1] losses,
                     sample_weight=None):
@@ -649,6 +1063,10 @@ cdef class Plan:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         n_batches = (n + batch_size - 1) // batch_size
+        if self.s.n_bn > 0 and n - (n_batches - 1) * batch_size < 2:
+            raise ValueError(f"batch normalization needs at least 2 samples per training batch: "
+                             f"{n} samples in batches of {batch_size} leave one of 1; choose "
+                             "another batch_size")
         if losses.shape[0] < n_batches:
             raise ValueError(f"losses must have room for {n_batches} batches")
         if (<object>order >= X.shape[0]).any() or (<object>order < 0).any():
