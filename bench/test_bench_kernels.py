@@ -2,8 +2,9 @@
 
 A kernel runs on a representative shape of its size (_workloads.SIZES):
 the dense and activation kernels on the first hidden layer (batch x n_in ->
-batch x hidden), the loss on the logits (batch x n_classes), the optimizer
-updates on the whole model's flat parameter buffer.  dense_backward computes
+batch x hidden), batch norm, PReLU and maxout (2 pieces per unit) on that
+layer's output (batch x hidden), the loss on the logits (batch x n_classes),
+the optimizer updates on the whole model's flat parameter buffer.  dense_backward computes
 dX too (every layer but the first does).  After timing, each result is
 checked against a float64 NumPy oracle on fresh inputs.
 """
@@ -220,3 +221,138 @@ def test_sgd_update(benchmark, backend, size):
     k.sgd_update(params, grads, velocity, *hyper.values())
     _assert_update(before, params, p_ref, "sgd")
     assert_close(velocity, v_ref, rtol=1e-5)
+
+
+# ---- batch normalization, PReLU, maxout ---------------------------------------------
+# On the first hidden layer's output (batch x hidden): where these layers sit.
+
+def _hidden(size, seed, scale=1.0, shift=0.0):
+    rows, _, cols = size.kernel_layer
+    rng = np.random.default_rng(seed)
+    return (shift + scale * rng.standard_normal((rows, cols))).astype(DTYPE)
+
+
+def _batchnorm_oracle(X, gamma, beta, dY, eps=1e-5):
+    """y, dX, dgamma, dbeta of training-mode batch normalization, float64."""
+    X, dY = X.astype(np.float64), dY.astype(np.float64)
+    n = X.shape[0]
+    xhat = (X - X.mean(axis=0)) / np.sqrt(X.var(axis=0) + eps)
+    dbeta, dgamma = dY.sum(axis=0), (dY * xhat).sum(axis=0)
+    dX = gamma / np.sqrt(X.var(axis=0) + eps) * (dY - dbeta / n - xhat * dgamma / n)
+    return gamma * xhat + beta, dX, dgamma, dbeta
+
+
+@parametrize_size
+@parametrize_backend
+def test_batchnorm_forward(benchmark, backend, size):
+    size = SIZES[size]
+    k = kernels(backend)
+    X = _hidden(size, 6, scale=2.0, shift=0.5)
+    rows, cols = X.shape
+    gamma, beta = np.full(cols, 1.5, DTYPE), np.full(cols, 0.1, DTYPE)
+    Y, mean, var = np.empty_like(X), np.empty(cols), np.empty(cols)
+    _label(benchmark, "batchnorm_forward", size, f"({rows}x{cols})", backend, samples=rows)
+
+    benchmark(k.batchnorm_forward, X, gamma, beta, Y, mean, var)
+
+    Y_ref, _, _, _ = _batchnorm_oracle(X, gamma, beta, np.zeros_like(X))
+    assert_close(Y, Y_ref)
+    np.testing.assert_allclose(var, X.astype(np.float64).var(axis=0), rtol=1e-6)
+
+
+@parametrize_size
+@parametrize_backend
+def test_batchnorm_backward(benchmark, backend, size):
+    size = SIZES[size]
+    k = kernels(backend)
+    X = _hidden(size, 7, scale=2.0, shift=0.5)
+    dY = _hidden(size, 8)
+    rows, cols = X.shape
+    gamma = np.full(cols, 1.5, DTYPE)
+    mean, var = X.astype(np.float64).mean(axis=0), X.astype(np.float64).var(axis=0)
+    dX, dgamma, dbeta = np.empty_like(X), np.empty_like(gamma), np.empty_like(gamma)
+    _label(benchmark, "batchnorm_backward", size, f"({rows}x{cols}, dX)", backend, samples=rows)
+
+    benchmark(k.batchnorm_backward, X, gamma, mean, var, dY, dX, dgamma, dbeta)
+
+    _, dX_ref, dgamma_ref, dbeta_ref = _batchnorm_oracle(X, gamma, np.zeros_like(gamma), dY)
+    assert_close(dX, dX_ref, rtol=1e-3)
+    assert_close(dgamma, dgamma_ref)
+    assert_close(dbeta, dbeta_ref)
+
+
+@parametrize_size
+@parametrize_backend
+def test_prelu_forward(benchmark, backend, size):
+    size = SIZES[size]
+    k = kernels(backend)
+    X = _hidden(size, 9)
+    rows, cols = X.shape
+    alpha = np.linspace(0.05, 0.5, cols).astype(DTYPE)
+    out = np.empty_like(X)
+    _label(benchmark, "prelu_forward", size, f"({rows}x{cols})", backend)
+
+    benchmark(k.prelu_forward, X, alpha, out)
+
+    X64 = X.astype(np.float64)
+    assert_close(out, np.where(X64 > 0, X64, alpha * X64), rtol=1e-6)
+
+
+@parametrize_size
+@parametrize_backend
+def test_prelu_backward(benchmark, backend, size):
+    size = SIZES[size]
+    k = kernels(backend)
+    X, dA = _hidden(size, 10), _hidden(size, 11)
+    rows, cols = X.shape
+    alpha = np.linspace(0.05, 0.5, cols).astype(DTYPE)
+    dX, dalpha = np.empty_like(X), np.empty_like(alpha)
+    _label(benchmark, "prelu_backward", size, f"({rows}x{cols}, dX)", backend)
+
+    benchmark(k.prelu_backward, X, alpha, dA, dX, dalpha)
+
+    X64, dA64 = X.astype(np.float64), dA.astype(np.float64)
+    assert_close(dX, dA64 * np.where(X64 > 0, 1.0, alpha), rtol=1e-6)
+    assert_close(dalpha, (dA64 * np.minimum(X64, 0)).sum(axis=0))
+
+
+MAXOUT_PIECES = 2
+
+
+def _maxout_input(size, seed):
+    """Pieces (batch, hidden * MAXOUT_PIECES) of a maxout layer with `hidden` units."""
+    rows, _, units = size.kernel_layer
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((rows, units * MAXOUT_PIECES), dtype=DTYPE), units
+
+
+@parametrize_size
+@parametrize_backend
+def test_maxout_forward(benchmark, backend, size):
+    size = SIZES[size]
+    k = kernels(backend)
+    Z, units = _maxout_input(size, 12)
+    out = np.empty((Z.shape[0], units), DTYPE)
+    _label(benchmark, "maxout_forward", size, f"({Z.shape[0]}x{units}x{MAXOUT_PIECES})", backend)
+
+    benchmark(k.maxout_forward, Z, out, MAXOUT_PIECES)
+
+    np.testing.assert_array_equal(out, Z.reshape(Z.shape[0], MAXOUT_PIECES, units).max(axis=1))
+
+
+@parametrize_size
+@parametrize_backend
+def test_maxout_backward(benchmark, backend, size):
+    size = SIZES[size]
+    k = kernels(backend)
+    Z, units = _maxout_input(size, 13)
+    rows = Z.shape[0]
+    dA = np.random.default_rng(14).standard_normal((rows, units), dtype=DTYPE)
+    dZ = np.empty_like(Z)
+    _label(benchmark, "maxout_backward", size, f"({rows}x{units}x{MAXOUT_PIECES})", backend)
+
+    benchmark(k.maxout_backward, Z, dA, dZ, MAXOUT_PIECES)
+
+    P = Z.reshape(rows, MAXOUT_PIECES, units)   # piece-major
+    first_max = np.arange(MAXOUT_PIECES)[:, None] == P.argmax(axis=1)[:, None, :]
+    np.testing.assert_array_equal(dZ.reshape(P.shape), np.where(first_max, dA[:, None, :], 0))

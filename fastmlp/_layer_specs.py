@@ -11,8 +11,8 @@ act, alpha : activation code (index into ACTIVATIONS) and its parameter, after
 w_off : offset in the flat parameter buffer of W (n_in, n_out * pieces) (dense,
     maxout), gamma (n_out,) (batchnorm) or the slopes (n_out,) (prelu)
 b_off : offset of b (n_out * pieces,) (dense, maxout) or beta (n_out,) (batchnorm)
-pieces : maxout's linear pieces per unit (>= 2); unit u owns columns
-    u * pieces ... u * pieces + pieces - 1 of W and b.  1 for the other kinds.
+pieces : maxout's linear pieces per unit (>= 2); piece j of unit u is column
+    j * n_out + u of W and b (piece-major).  1 for the other kinds.
 rm_off, rv_off : batchnorm: offsets of its running mean and variance in the
     running-statistics buffer
 momentum, eps : batchnorm (default 0.9 and 1e-5)

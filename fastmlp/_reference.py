@@ -324,25 +324,25 @@ def _pieces(Z, units, pieces):
     if Z.shape[1] != units * pieces:
         raise ValueError(f"Z has {Z.shape[1]} columns, expected units * pieces = "
                          f"{units} * {pieces}")
-    return Z.reshape(Z.shape[0], units, pieces)
+    return Z.reshape(Z.shape[0], pieces, units)   # piece j of unit u: column j units + u
 
 
 def maxout_forward(Z, out, pieces):
-    """Maxout (Goodfellow et al. 2013): out[r, u] = max_j Z[r, u pieces + j]."""
+    """Maxout (Goodfellow et al. 2013): out[r, u] = max_j Z[r, j units + u]."""
     P = _pieces(Z, out.shape[1], pieces)
     _check("out", out, (Z.shape[0], out.shape[1]))
-    np.max(P, axis=2, out=out)
+    np.max(P, axis=1, out=out)
 
 
 def maxout_backward(Z, dA, dZ, pieces):
-    """dZ[r, u pieces + j] = dA[r, u] at each unit's first maximal piece, else 0."""
+    """dZ[r, j units + u] = dA[r, u] at each unit's first maximal piece, else 0."""
     n, units = dA.shape
     P = _pieces(Z, units, pieces)
     _check("dA", dA, (Z.shape[0], units))
     _check("dZ", dZ, Z.shape)
-    best = P.argmax(axis=2)
+    best = P.argmax(axis=1)
     dZ[...] = 0
-    dZ.reshape(n, units, pieces)[np.arange(n)[:, None], np.arange(units)[None, :], best] = dA
+    dZ.reshape(n, pieces, units)[np.arange(n)[:, None], best, np.arange(units)[None, :]] = dA
 
 
 # ---- the plan -------------------------------------------------------------------

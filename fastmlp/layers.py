@@ -86,10 +86,10 @@ class Maxout(Layer):
     """Maxout layer (Goodfellow et al. 2013): a dense layer with ``units * pieces``
     linear outputs and the max over each unit's pieces::
 
-        Z = X W + b,   A[:, u] = max_j Z[:, u * pieces + j]
+        Z = X W + b,   A[:, u] = max_j Z[:, j * units + u]
 
     The backward pass routes each unit's gradient to its maximal piece (the
-    first one on ties): ``dZ[:, u * pieces + j] = dA[:, u]`` there, 0 elsewhere.
+    first one on ties): ``dZ[:, j * units + u] = dA[:, u]`` there, 0 elsewhere.
     A maxout unit is a learned convex piecewise-linear activation, so it takes
     no activation of its own.
 
@@ -106,7 +106,8 @@ class Maxout(Layer):
     Shape
     -----
     input (n, n_in) -> output (n, units); W has shape (n_in, units * pieces),
-    b (units * pieces,); unit u's pieces are columns u * pieces ... u * pieces + pieces - 1.
+    b (units * pieces,), piece-major: column j * units + u is piece j of unit u
+    (``W.reshape(n_in, pieces, units)``).
     """
 
     def __init__(self, units, pieces=2, init="xavier_uniform"):

@@ -132,9 +132,8 @@ class Sequential:
             if isinstance(layer, Dense):
                 first[...] = initialize(layer.init, rng, entry["n_in"], entry["n_out"])
             elif isinstance(layer, Maxout):  # each piece drawn as a Dense(units) would be
-                pieces = [initialize(layer.init, rng, entry["n_in"], layer.units)
-                          for _ in range(layer.pieces)]
-                first[...] = np.stack(pieces, axis=2).reshape(first.shape)
+                first[...] = np.concatenate([initialize(layer.init, rng, entry["n_in"], layer.units)
+                                             for _ in range(layer.pieces)], axis=1)
             elif isinstance(layer, BatchNorm):
                 first[...] = 1.0                                            # gamma
                 self.state[entry["rv_off"]:entry["rv_off"] + entry["n_out"]] = 1.0  # running var

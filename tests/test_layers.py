@@ -234,22 +234,23 @@ def test_maxout_native_twin_textbook(dtype, shape, pieces, threads, rng):
         results[backend] = (out, dZ)
     np.testing.assert_array_equal(results["native"][0], results["numpy"][0])
     np.testing.assert_array_equal(results["native"][1], results["numpy"][1])
-    P = Z.reshape(rows, units, pieces)
-    np.testing.assert_array_equal(results["native"][0], P.max(axis=2))
-    first_max = np.arange(pieces) == P.argmax(axis=2)[:, :, None]   # ties: the first piece
+    P = Z.reshape(rows, pieces, units)   # piece j of unit u is column j units + u
+    np.testing.assert_array_equal(results["native"][0], P.max(axis=1))
+    first_max = np.arange(pieces)[:, None] == P.argmax(axis=1)[:, None, :]   # ties: the first
     np.testing.assert_array_equal(results["native"][1].reshape(P.shape),
-                                  np.where(first_max, dA[:, :, None], 0))
+                                  np.where(first_max, dA[:, None, :], 0))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_maxout_ties_and_nan(backend):
-    Z = np.array([[1.0, 1.0, 0.0, 2.0, np.nan, 5.0]])
+    # 2 units x 3 pieces, piece-major: unit 0 has pieces (1, 1, 0), unit 1 (2, NaN, 5)
+    Z = np.array([[1.0, 2.0, 1.0, np.nan, 0.0, 5.0]])
     out, dZ = np.empty((1, 2)), np.empty_like(Z)
     k = kernels(backend)
     k.maxout_forward(Z, out, 3)
     k.maxout_backward(Z, np.array([[10.0, 20.0]]), dZ, 3)
     assert out[0, 0] == 1.0 and np.isnan(out[0, 1])
-    np.testing.assert_array_equal(dZ, [[10.0, 0, 0, 0, 20.0, 0]])  # first maximum wins
+    np.testing.assert_array_equal(dZ, [[10.0, 0, 0, 20.0, 0, 0]])  # first maximum, first NaN
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

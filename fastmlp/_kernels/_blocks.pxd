@@ -101,7 +101,7 @@ cdef inline void maxout_forward_rows(const floating *x, const floating *w, const
                                      floating *z, floating *a, Py_ssize_t r0, Py_ssize_t r1,
                                      int n_in, int units, int k) noexcept nogil:
     """z[r0:r1] = x[r0:r1] W + b  (units k pieces per row);
-    a[r0:r1, u] = max_j z[r0:r1, u k + j]  (bias and max in one pass; a may be z)."""
+    a[r0:r1, u] = max_j z[r0:r1, j units + u]  (bias and max in one pass)."""
     gemm(False, False, <int>(r1 - r0), units * k, n_in, <floating>1, x + r0 * n_in, n_in,
          w, units * k, <floating>0, z + r0 * units * k, units * k)
     maxout_forward(z + r0 * units * k, b, a + r0 * units, r1 - r0, units, k)

@@ -305,7 +305,7 @@ cdef inline void prelu_alpha_grad(const floating *x, const floating *da, floatin
         fm_prelu_alpha_grad_f64(x, da, dalpha, rows, cols, c0, c1)
 
 
-# z += b (b may be NULL);  a[r, u] = max_j z[r, u k + j]   (a may be z)
+# z += b (b may be NULL);  a[r, u] = max_j z[r, j units + u]
 cdef inline void maxout_forward(floating *z, const floating *b, floating *a, Py_ssize_t rows,
                                 Py_ssize_t units, Py_ssize_t k) noexcept nogil:
     if floating is float:
@@ -314,7 +314,7 @@ cdef inline void maxout_forward(floating *z, const floating *b, floating *a, Py_
         fm_maxout_forward_f64(z, b, a, rows, units, k)
 
 
-# dz[r, u k + j] = da[r, u] at the argmax piece, 0 elsewhere
+# dz[r, j units + u] = da[r, u] at the (first) argmax piece, 0 elsewhere
 cdef inline void maxout_backward(const floating *z, const floating *da, floating *dz,
                                  Py_ssize_t rows, Py_ssize_t units, Py_ssize_t k) noexcept nogil:
     if floating is float:

@@ -280,9 +280,10 @@ cdef int _check_pieces(Py_ssize_t width, Py_ssize_t units, int pieces) except -1
 
 
 def maxout_forward(const floating[:, ::1] Z, floating[:, ::1] out, int pieces):
-    """Maxout (Goodfellow et al. 2013): out[r, u] = max_j Z[r, u pieces + j].
+    """Maxout (Goodfellow et al. 2013): out[r, u] = max_j Z[r, j units + u].
 
-    Z : ndarray of shape (n, units * pieces)   # IN, unit u's pieces contiguous
+    Z : ndarray of shape (n, units * pieces)   # IN, piece-major: column j units + u
+                                               # is piece j of unit u
     out : ndarray of shape (n, units)          # OUT
     The first maximal piece wins ties; a NaN piece makes its unit NaN.
     """
@@ -307,7 +308,7 @@ def maxout_forward(const floating[:, ::1] Z, floating[:, ::1] out, int pieces):
 def maxout_backward(const floating[:, ::1] Z, const floating[:, ::1] dA, floating[:, ::1] dZ,
                     int pieces):
     """Backward pass of maxout_forward: the gradient goes to each unit's
-    (first) maximal piece, dZ[r, u pieces + j] = dA[r, u] there and 0 elsewhere.
+    (first) maximal piece, dZ[r, j units + u] = dA[r, u] there and 0 elsewhere.
 
     Z : ndarray of shape (n, units * pieces)    # IN
     dA : ndarray of shape (n, units)            # IN

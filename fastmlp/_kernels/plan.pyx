@@ -621,8 +621,8 @@ cdef inline void _predict_rows(Step *s, int l, const floating *inp, floating *ds
                                floating *pieces, const floating *vec,
                                Py_ssize_t m) noexcept nogil:
     """Layer l at inference on m rows: dst = layer(inp), without dropout; batch
-    norms use their running statistics (vec), maxout its pieces in `pieces`
-    (may be dst)."""
+    norms use their running statistics (vec), maxout computes its pieces in
+    `pieces` (not overlapping dst)."""
     cdef LayerSpec *lay = &s.layers[l]
     cdef const floating *P = <const floating *>s.params
     cdef int n = lay.n_out
@@ -642,10 +642,10 @@ cdef inline void _predict_rows(Step *s, int l, const floating *inp, floating *ds
 cdef int _predict(Step *s, const floating *x, floating *out, Py_ssize_t rows,
                   bint output_transform, int nt, int width) noexcept nogil:
     """Inference: out = network(x), in blocks of PREDICT_BLOCK rows per thread,
-    ping-ponging between two scratch blocks (pre-activations are not kept).
-    Scratch (and the batch norms' inference maps) is per call and per thread,
-    so concurrent predictions are safe.  Returns 0, or -1 when scratch memory
-    could not be allocated."""
+    ping-ponging between two scratch blocks (pre-activations are not kept; a
+    third holds maxout pieces).  Scratch (and the batch norms' inference maps)
+    is per call and per thread, so concurrent predictions are safe.  Returns 0,
+    or -1 when scratch memory could not be allocated."""
     cdef int tid, l, L = s.n_layers
     cdef int failed = 0
     cdef int *failed_p = &failed
@@ -662,11 +662,11 @@ cdef int _predict(Step *s, const floating *x, floating *out, Py_ssize_t rows,
         tid = threadid()
         r0 = share_lo(rows, tid, nt)
         r1 = share_lo(rows, tid + 1, nt)
-        scratch = <floating *>malloc((2 * block + s.bn_vec_len) * sizeof(floating))
+        scratch = <floating *>malloc((3 * block + s.bn_vec_len) * sizeof(floating))
         if scratch == NULL:
             failed_p[0] = 1
         else:
-            _inference_vectors(s, scratch + 2 * block)
+            _inference_vectors(s, scratch + 3 * block)
         b0 = r0
         while b0 < r1 and scratch != NULL:
             m = r1 - b0 if r1 - b0 < PREDICT_BLOCK else PREDICT_BLOCK
@@ -675,7 +675,7 @@ cdef int _predict(Step *s, const floating *x, floating *out, Py_ssize_t rows,
                 lay = &s.layers[l]
                 slot = scratch + (l % 2) * block
                 dst = out + b0 * lay.n_out if l == L - 1 else slot
-                _predict_rows(s, l, inp, dst, slot, scratch + 2 * block, m)
+                _predict_rows(s, l, inp, dst, scratch + 2 * block, scratch + 3 * block, m)
                 inp = dst
             if output_transform and s.loss_kind == LOSS_SCE:
                 c_softmax(out + b0 * s.layers[L - 1].n_out, out + b0 * s.layers[L - 1].n_out,
@@ -725,8 +725,8 @@ cdef class Plan:
         w_off : offset in the flat buffers of W (n_in, n_out * pieces) (dense,
             maxout), gamma (n_out,) (batchnorm) or the slopes (n_out,) (prelu)
         b_off : offset of b (n_out * pieces,) (dense, maxout) or beta (batchnorm)
-        pieces : maxout's linear pieces per unit (>= 2; unit u owns columns
-            u * pieces ... u * pieces + pieces - 1 of W and b)
+        pieces : maxout's linear pieces per unit (>= 2; piece j of unit u is
+            column j * n_out + u of W and b)
         rm_off, rv_off : batchnorm: offsets of its running mean and variance
             in `running`
         momentum, eps : batchnorm (default 0.9, 1e-5)
