@@ -149,7 +149,9 @@ class BatchNorm(Layer):
 
     gamma (init 1) and beta (init 0) are learned parameters; the running mean
     (init 0) and variance (init 1) are model state, not parameters
-    (Sequential.get_state()).  A training batch needs at least 2 samples.
+    (Sequential.get_state()).  A training batch needs at least 2 samples.  The
+    bias of a Dense layer right before a BatchNorm has no effect (the mean is
+    subtracted): its gradient is 0 up to rounding.
 
     Parameters
     ----------
@@ -176,8 +178,9 @@ class BatchNorm(Layer):
         self.activation = _activations.get(activation)
 
     def __repr__(self):
-        return (f"BatchNorm(momentum={self.momentum:g}, eps={self.eps:g}, "
-                f"activation={self.activation!r})")
+        args = [f"{name}={value:g}" for name, value, default in
+                (("momentum", self.momentum, 0.9), ("eps", self.eps, 1e-5)) if value != default]
+        return f"BatchNorm({', '.join(args + [f'activation={self.activation!r}'])})"
 
 
 class PReLU(Layer):

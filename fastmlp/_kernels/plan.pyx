@@ -51,7 +51,8 @@ starts only where the step needs every row:
                 The batch norms' running averages then take in the batch
                 statistics (serially: one value per feature).
 
-A step is 3 regions without batch norm and 3 + 2 b with b of them.  No element
+A training step is 3 regions without batch norm, at most 3 + 2 b with b of
+them (no row-local work is split across regions needlessly).  No element
 is summed by two threads except the per-feature batch statistics, which are
 merged in a fixed order, so a step is bit-for-bit repeatable for a given
 thread count, and the parallel and serial orders differ only by rounding.
