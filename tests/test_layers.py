@@ -636,3 +636,18 @@ def test_large_inputs_stay_finite_in_float32(backend):
     assert np.isfinite(loss)
     assert all(np.isfinite(w).all() for w in model.get_weights() + model.get_state())
     assert np.isfinite(model.predict(X)).all()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_plan_takes_a_dense_layer_as_a_tuple_spec(backend):
+    # (n_in, n_out, act, alpha, w_off, b_off, drop): the same layer as its dict spec
+    rng = np.random.default_rng(0)
+    params = rng.standard_normal(48)
+    X, y = rng.standard_normal((8, 3)), rng.standard_normal((8, 2))
+    losses = []
+    for spec in [(3, 2, 2, 0.0, 0, 16, 0.0),
+                 {"kind": "dense", "n_in": 3, "n_out": 2, "act": 2, "w_off": 0, "b_off": 16}]:
+        plan = kernels(backend).Plan([spec], params.copy(), np.zeros(48), 1)
+        losses.append(plan.forward_backward(X, y))
+        assert plan.decay_spans == [(0, 6)]
+    assert losses[0] == losses[1]
