@@ -181,6 +181,20 @@ def test_prelu_native_twin_textbook(dtype, shape, threads, rng):
         assert_close(got, want, dtype, err_msg=name)
 
 
+def test_prelu_forward_on_two_threads(rng):
+    # the forward pass is cheap per element: it splits only above 3.2M elements
+    X = _randn(rng, (4096, 800), np.float32)
+    alpha = rng.random(800).astype(np.float32)
+    outs = []
+    for n in (1, 2):
+        with fm.threads(n):
+            out = np.empty_like(X)
+            kernels("native").prelu_forward(X, alpha, out)
+            outs.append(out)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(outs[1], np.where(X > 0, X, alpha * X))
+
+
 def test_prelu_backward_matches_finite_differences(rng):
     X = _randn(rng, (5, 4), np.float64)
     alpha = rng.random(4)
