@@ -95,15 +95,16 @@ class Sequential:
         BatchNorm's running mean and running variance, in order.
         """
         input_dim = check_positive_int(input_dim, "input_dim")
+        if self.loss is not None:
+            self._check_output(self.loss, self._output_width(input_dim))
         rng = np.random.default_rng(self.seed)
         self._layout = []          # per layer with parameters: kind, sizes and offsets
         offset, state_offset, n_in = 0, 0, input_dim
         for layer in self._units:
-            entry = {"kind": _kind(layer), "n_in": n_in, "pieces": 1}
+            entry = {"kind": _kind(layer), "n_in": n_in}
             if isinstance(layer, (Dense, Maxout)):
                 n_out = layer.units
                 n_z = n_out * getattr(layer, "pieces", 1)
-                entry["pieces"] = n_z // n_out
                 w_off = offset
                 b_off = _aligned(w_off + n_in * n_z)
                 offset = _aligned(b_off + n_z)
@@ -141,7 +142,6 @@ class Sequential:
                 first[...] = layer.init                                     # PReLU slopes
         self.input_dim = input_dim
         if self.loss is not None:
-            self._check_output(self.loss)
             self._make_plan()
         return self
 
@@ -167,14 +167,15 @@ class Sequential:
                 raise ValueError(f"unknown metric {m!r}; choose from {', '.join(_METRICS)}")
             if m == "accuracy" and not loss.classification:
                 raise ValueError("the accuracy metric needs a classification loss")
-        self._check_output(loss)
+        self._check_output(loss, self.n_outputs)
         self.loss, self.optimizer, self.metrics = loss, optimizer, metrics
         if self.input_dim is not None:
             self._make_plan()
         return self
 
-    def _check_output(self, loss):
-        """The last layer must suit the loss: logits for softmax cross-entropy."""
+    def _check_output(self, loss, width):
+        """The last layer must suit the loss: logits for softmax cross-entropy
+        (`width`: the model's output width, None while unknown)."""
         last = self._units[-1]
         if loss.name != "softmax_cross_entropy":
             return
@@ -186,7 +187,7 @@ class Sequential:
             raise ValueError("with softmax_cross_entropy the last layer must output logits "
                              f"(activation=None), not {last.activation!r}: the softmax is "
                              "fused into the loss and applied by predict()")
-        if self.n_outputs is not None and self.n_outputs < 2:
+        if width is not None and width < 2:
             raise ValueError("softmax_cross_entropy needs a last layer with >= 2 units")
 
     def _layer_specs(self):
@@ -226,7 +227,10 @@ class Sequential:
     @property
     def n_outputs(self):
         """Width of the model's output (None while it depends on an unknown input_dim)."""
-        width = self.input_dim
+        return self._output_width(self.input_dim)
+
+    def _output_width(self, input_dim):
+        width = input_dim
         for layer in self._units:
             if isinstance(layer, (Dense, Maxout)):
                 width = layer.units

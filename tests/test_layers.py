@@ -584,6 +584,8 @@ def test_softmax_cross_entropy_needs_logits_from_the_last_layer(backend):
     model.compile(loss="softmax_cross_entropy")
     with pytest.raises(ValueError, match=">= 2 units"):
         model.build(1)
+    assert model.input_dim is None        # not left half-built
+    model.build(2)
 
 
 @pytest.mark.parametrize("make", [
