@@ -166,6 +166,9 @@ def train(args):
 
     if args.threads:
         fm.set_num_threads(args.threads)
+    if args.target is None and not args.data.lower().endswith(".npz"):
+        raise UsageError(f"{args.data}: which column is the target? pass --target COLUMN "
+                         "(a header name or a 0-based index)")
     table = load_table(args.data, target=args.target)
     if table.y is None:
         raise UsageError(f"{args.data}: no target: pass --target COLUMN (a header name or a "
@@ -315,7 +318,7 @@ def build_parser():
                         "installed (default: %(default)s)")
     p.add_argument("--no-plot", dest="plot", action="store_const", const=None,
                    help="write no picture")
-    p.set_defaults(func=demo)
+    p.set_defaults(func=demo, parser=p)
 
     p = sub.add_parser("train", help="train a classifier or regressor on a CSV or NPZ file")
     p.add_argument("data", help="CSV file (numeric features) or .npz with arrays X and y")
@@ -342,14 +345,14 @@ def build_parser():
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
     p.add_argument("--out", default="model.fm", help="model file (default: %(default)s)")
-    p.set_defaults(func=train)
+    p.set_defaults(func=train, parser=p)
 
     p = sub.add_parser("predict", help="predict with a saved model; CSV on stdout")
     p.add_argument("model", help="a model file written by fastmlp train or Sequential.save")
     p.add_argument("data", help="CSV or .npz file with the same feature columns")
     p.add_argument("--proba", action="store_true", help="also print class probabilities")
     p.add_argument("--out", help="write the CSV here instead of stdout")
-    p.set_defaults(func=predict)
+    p.set_defaults(func=predict, parser=p)
 
     p = sub.add_parser("bench", add_help=False,
                        help="train-step throughput: native vs NumPy backend vs GEMMs only "
@@ -358,7 +361,8 @@ def build_parser():
     return parser
 
 
-def _check_args(parser, args):
+def _check_args(args):
+    parser = args.parser  # errors name the subcommand, like argparse's own
     if args.command in ("demo", "train"):
         if args.epochs < 1:
             parser.error("--epochs must be >= 1")
@@ -379,7 +383,7 @@ def main(argv=None):
         return bench(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    _check_args(parser, args)
+    _check_args(args)
     try:
         return args.func(args)
     except (UsageError, ValueError, OSError) as e:

@@ -33,6 +33,7 @@ import numbers
 import os
 import stat
 import struct
+import zipfile
 import zlib
 from importlib import resources
 
@@ -841,7 +842,7 @@ def _load_npz(path, target):
         if str(e).startswith(path):
             raise
         raise ValueError(f"{path}: not a valid .npz file ({e})") from None
-    except (OSError, EOFError, zlib.error, KeyError) as e:
+    except (OSError, EOFError, zlib.error, KeyError, zipfile.BadZipFile, MemoryError) as e:
         raise ValueError(f"{path}: not a valid .npz file ({type(e).__name__}: {e})") from None
     if X.ndim != 2 or X.dtype.kind not in "fiu":
         raise ValueError(f"{path}: X must be a 2-D numeric array, got {X.dtype} {X.shape}")
