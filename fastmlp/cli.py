@@ -12,7 +12,6 @@ exit status 2.
 import argparse
 import csv
 import io
-import os
 import sys
 import time
 
