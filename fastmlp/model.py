@@ -3,35 +3,23 @@ import time
 
 import numpy as np
 
+from . import callbacks as _callbacks
 from . import losses as _losses
+from . import metrics as _metrics
 from . import optimizers as _optimizers
 from ._backend import BACKENDS, kernels
 from ._validation import (check_classification_target, check_features, check_positive_int,
                           check_regression_target)
 from .initializers import initialize
-from .layers import Dense, Dropout
+from .callbacks import History
+from .layers import Dense, Dropout, layer_config
 
 __all__ = ["Sequential", "History"]
 
 # Each W and b starts on a 64-byte boundary of the flat buffer (16 float32).
 _ALIGN = 16
-_METRICS = ("accuracy",)
-
-
-class History:
-    """What fit() measured: ``history.history["loss"]`` etc., one value per epoch."""
-
-    def __init__(self):
-        self.history = {}
-        self.epoch = []
-
-    def _append(self, epoch, values):
-        self.epoch.append(epoch)
-        for key, value in values.items():
-            self.history.setdefault(key, []).append(value)
-
-    def __repr__(self):
-        return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
+# With a live progress bar, fit() returns to Python about this often (seconds).
+_PROGRESS_INTERVAL = 0.1
 
 
 class Sequential:
@@ -77,6 +65,9 @@ class Sequential:
         self.loss = None
         self.optimizer = None
         self.metrics = []
+        self.metadata = {}       # kept by save() and load_model()
+        self.stop_training = False
+        self.history = None
         self._plan = None
         if input_dim is not None:
             self.build(input_dim)
@@ -87,16 +78,9 @@ class Sequential:
         """Allocate and initialise the parameters for `input_dim` input features."""
         input_dim = check_positive_int(input_dim, "input_dim")
         rng = np.random.default_rng(self.seed)
-        self._layout = []          # (n_in, n_out, w_offset, b_offset) per layer
-        offset, n_in = 0, input_dim
-        for layer in self._dense:
-            w_off = offset
-            b_off = _aligned(w_off + n_in * layer.units)
-            offset = _aligned(b_off + layer.units)
-            self._layout.append((n_in, layer.units, w_off, b_off))
-            n_in = layer.units
-        self.params = np.zeros(offset, dtype=self.dtype)
-        self.grads = np.zeros(offset, dtype=self.dtype)
+        self._layout, size = self._compute_layout(input_dim)
+        self.params = np.zeros(size, dtype=self.dtype)
+        self.grads = np.zeros(size, dtype=self.dtype)
         for layer, (n_in, n_out, w_off, _) in zip(self._dense, self._layout):
             W = initialize(layer.init, rng, n_in, n_out)
             self.params[w_off:w_off + n_in * n_out] = W.ravel()
@@ -105,6 +89,19 @@ class Sequential:
             self._make_plan()
         return self
 
+    def _compute_layout(self, input_dim):
+        """((n_in, n_out, w_offset, b_offset) per layer, flat buffer size) for
+        `input_dim` features, without allocating anything."""
+        layout = []
+        offset, n_in = 0, input_dim
+        for layer in self._dense:
+            w_off = offset
+            b_off = _aligned(w_off + n_in * layer.units)
+            offset = _aligned(b_off + layer.units)
+            layout.append((n_in, layer.units, w_off, b_off))
+            n_in = layer.units
+        return layout, offset
+
     def compile(self, loss="softmax_cross_entropy", optimizer="adam", metrics=None):
         """Choose the loss, the optimizer and the metrics fit()/evaluate() report.
 
@@ -112,16 +109,23 @@ class Sequential:
         ----------
         loss : "softmax_cross_entropy" or "mse" (see :mod:`fastmlp.losses`)
         optimizer : Optimizer or "adam" / "sgd"
-        metrics : list of str or None ("accuracy" for classification)
+        metrics : list of str or Metric, or None
+            "accuracy", "top_k_accuracy" (k=5), "top_<k>_accuracy" for
+            classification; "mse", "mae", "r2" for regression (see
+            :mod:`fastmlp.metrics`).
         """
         loss = _losses.get(loss)
         optimizer = _optimizers.get(optimizer)
-        metrics = list(metrics or [])
+        if isinstance(metrics, (str, _metrics.Metric)):
+            metrics = [metrics]
+        metrics = [_metrics.get(m) for m in (metrics or [])]
         for m in metrics:
-            if m not in _METRICS:
-                raise ValueError(f"unknown metric {m!r}; choose from {', '.join(_METRICS)}")
-            if m == "accuracy" and not loss.classification:
-                raise ValueError("the accuracy metric needs a classification loss")
+            if m.classification != loss.classification:
+                need = "a classification" if m.classification else "a regression"
+                raise ValueError(f"the {m.name} metric needs {need} loss, not {loss.name}")
+        names = [m.name for m in metrics]
+        if len(set(names)) != len(names) or "loss" in names:
+            raise ValueError(f"metric names must be distinct and not 'loss', got {names}")
         last = self._dense[-1]
         if loss.name == "softmax_cross_entropy" and last.activation.name != "identity":
             raise ValueError("with softmax_cross_entropy the last layer must output logits "
@@ -189,34 +193,110 @@ class Sequential:
         return loss
 
     def fit(self, X, y, epochs=1, batch_size=32, shuffle=True, verbose=1,
-            validation_split=0.0, validation_data=None):
-        """Train for `epochs` passes over (X, y) in mini-batches.
+            validation_split=0.0, validation_data=None, callbacks=None, initial_epoch=0):
+        """Train for epochs `initial_epoch` .. `epochs` - 1 over (X, y) in mini-batches.
 
         Each epoch runs natively: the batches (re-shuffled every epoch when
-        `shuffle`) are gathered and stepped without returning to Python.
+        `shuffle`) are gathered and stepped without returning to Python, unless a
+        callback asks to see every batch (then one native call per batch) or a
+        live progress bar is drawn (then one per chunk of batches lasting about
+        0.1 s).  Either way the numbers are the same.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         y : class labels (n_samples,) or targets (n_samples, n_outputs)
         epochs : int >= 0
+            Index of the last epoch + 1 (so ``initial_epoch=2, epochs=5`` runs three).
         batch_size : int >= 1 (the last batch of an epoch may be smaller)
         shuffle : bool
-        verbose : 0 silent, 1 or 2 one line per epoch
+        verbose : 0 silent; 1 a live progress bar per epoch (tqdm when installed)
+            on a terminal, one line per epoch otherwise; 2 one line per epoch
         validation_split : float in [0, 1): the last fraction of (X, y) is held out
         validation_data : (X_val, y_val) or None (takes precedence over the split)
+        callbacks : list of fastmlp.callbacks.Callback or None
+        initial_epoch : int >= 0
+            Epoch to start from, to resume a run (e.g. after :func:`fastmlp.load_model`).
 
         Returns
         -------
         History with "loss" (and "val_loss", and the compiled metrics) per epoch.
-        A Ctrl-C stops after the current batch and returns the history so far.
+        A Ctrl-C stops after the current batch and returns the history so far (the
+        interrupted epoch is not in it); the model holds the weights after the last
+        completed batch.  A non-finite loss or gradient raises FloatingPointError
+        naming the epoch and batch (the weights before that batch are kept), or,
+        with a TerminateOnNaN callback, ends training quietly.
         """
         if self.loss is None:
             raise RuntimeError("call compile() before fit()")
         epochs = check_positive_int(epochs, "epochs", minimum=0)
+        initial_epoch = check_positive_int(initial_epoch, "initial_epoch", minimum=0)
         batch_size = check_positive_int(batch_size, "batch_size")
+        if verbose not in (0, 1, 2, False, True):
+            raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
         X = self._check_X(X)
         y = self._check_y(y, X.shape[0])
+        X, y, X_val, y_val = self._split_validation(X, y, validation_split, validation_data)
+
+        n = X.shape[0]
+        n_batches = -(-n // batch_size)
+        batch_losses = np.empty(n_batches)
+        sizes = np.full(n_batches, batch_size, dtype=np.float64)
+        sizes[-1] = n - batch_size * (n_batches - 1)
+        keys = ["loss"] + [m.name for m in self.metrics]
+        if X_val is not None:
+            keys += ["val_" + k for k in keys]
+        params = {"epochs": epochs, "initial_epoch": initial_epoch, "batch_size": batch_size,
+                  "samples": n, "steps": n_batches, "verbose": int(verbose), "metrics": keys}
+        callbacks = list(callbacks or [])
+        if verbose:
+            callbacks.append(_callbacks.ProgressLogger(live=None if verbose == 1 else False))
+        callbacks = _callbacks.CallbackList(callbacks, self, params)
+        history = History()
+        history.params = params
+        self.history = history
+        self.stop_training = False
+        logs = None
+        callbacks.on_train_begin()
+        try:
+            for epoch in range(initial_epoch, epochs):
+                callbacks.on_epoch_begin(epoch)
+                order = (self._shuffle_rng.permutation(n) if shuffle
+                         else np.arange(n)).astype(np.int64)
+                start = time.perf_counter()
+                done = self._train_epoch(X, y, order, batch_size, batch_losses, sizes,
+                                         callbacks, start)
+                status = self._plan.status
+                if status:
+                    error = _divergence_error(status, batch_losses[done - 1],
+                                              f"at epoch {epoch + 1}, batch {done}")
+                    if status == 3 or not callbacks.stops_on_divergence:
+                        raise error
+                    print(f"stopping: {error}")
+                    break
+                callbacks.on_progress(done, self._progress_logs(batch_losses, sizes, done,
+                                                                start))
+                logs = {"loss": float(np.dot(batch_losses[:done], sizes[:done])
+                                      / sizes[:done].sum())}
+                if self.metrics:  # measured on the training set after the epoch
+                    on_train = self.evaluate(X, y)
+                    logs.update({m.name: on_train[m.name] for m in self.metrics})
+                if X_val is not None:
+                    logs.update({"val_" + k: v for k, v in self.evaluate(X_val, y_val).items()})
+                callbacks.on_epoch_end(epoch, logs)
+                history._append(epoch, logs)
+                if self.stop_training:
+                    break
+        except KeyboardInterrupt:
+            if verbose:
+                print(f"\ninterrupted in epoch {epoch + 1}; the model holds the weights after "
+                      "the last completed batch")
+        finally:
+            callbacks.on_train_end(logs)
+        return history
+
+    def _split_validation(self, X, y, validation_split, validation_data):
+        """(X, y, X_val, y_val): the validation data given, or the last fraction of X."""
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
         if validation_data is not None:
@@ -224,49 +304,60 @@ class Sequential:
                 raise ValueError("validation_data must be a pair (X_val, y_val)")
             X_val = self._check_X(validation_data[0])
             y_val = self._check_y(validation_data[1], X_val.shape[0])
-        elif validation_split > 0:
+            return X, y, X_val, y_val
+        if validation_split > 0:
             n_val = int(round(X.shape[0] * validation_split))
             if n_val < 1 or n_val >= X.shape[0]:
                 raise ValueError(f"validation_split={validation_split} leaves no samples for "
                                  f"training or for validation out of {X.shape[0]}")
-            X, X_val = X[:-n_val], X[-n_val:]
-            y, y_val = y[:-n_val], y[-n_val:]
-        else:
-            X_val = y_val = None
+            return X[:-n_val], y[:-n_val], X[-n_val:], y[-n_val:]
+        return X, y, None, None
 
-        history = History()
-        n = X.shape[0]
-        n_batches = -(-n // batch_size)
-        batch_losses = np.empty(n_batches)
-        sizes = np.full(n_batches, batch_size, dtype=np.float64)
-        sizes[-1] = n - batch_size * (n_batches - 1)
-        for epoch in range(epochs):
-            start = time.perf_counter()
-            order = (self._shuffle_rng.permutation(n) if shuffle
-                     else np.arange(n)).astype(np.int64)
-            try:
-                done = self._plan.train_epoch(X, y, order, batch_size, batch_losses)
-            except KeyboardInterrupt:
-                if verbose:
-                    print(f"interrupted in epoch {epoch + 1}; the model holds the weights after "
-                          "the last completed batch")
-                break
-            if self._plan.status:
-                raise _divergence_error(self._plan.status, batch_losses[done - 1],
-                                        f"at epoch {epoch + 1}, batch {done}")
-            elapsed = time.perf_counter() - start
-            logs = {"loss": float(np.dot(batch_losses, sizes) / n)}
-            if self.metrics:  # measured on the training set after the epoch
-                on_train = self.evaluate(X, y)
-                logs.update({m: on_train[m] for m in self.metrics})
-            if X_val is not None:
-                logs.update({"val_" + k: v for k, v in self.evaluate(X_val, y_val).items()})
-            history._append(epoch, logs)
-            if verbose:
-                shown = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
-                print(f"epoch {epoch + 1}/{epochs} - {elapsed:.2f}s - {n / elapsed:,.0f} samples/s"
-                      f" - {shown}")
-        return history
+    def _train_epoch(self, X, y, order, batch_size, losses, sizes, callbacks, start,
+                     sample_weight=None):
+        """Train on the batches of `order`; returns the number of batches done.
+
+        One native call for the whole epoch unless a callback needs batch hooks
+        (one call per batch) or progress (calls on chunks of batches sized to
+        last about _PROGRESS_INTERVAL seconds).  The batches, and so the
+        numbers, are the same either way."""
+        plan = self._plan
+        n_batches = losses.shape[0]
+        if not (callbacks.wants_batch_hooks or callbacks.wants_progress):
+            return plan.train_epoch(X, y, order, batch_size, losses, sample_weight=sample_weight)
+        per_batch = callbacks.wants_batch_hooks
+        done, chunk = 0, 1
+        last_report = time.perf_counter()
+        while done < n_batches:
+            chunk = min(chunk, n_batches - done)
+            lo, hi = done * batch_size, min((done + chunk) * batch_size, order.shape[0])
+            if per_batch:
+                callbacks.on_batch_begin(done, {"size": hi - lo})
+            t0 = time.perf_counter()
+            k = plan.train_epoch(X, y, order[lo:hi], batch_size, losses[done:done + chunk],
+                                 sample_weight=sample_weight)
+            now = time.perf_counter()
+            done += k
+            if plan.status:
+                return done
+            if per_batch:
+                callbacks.on_batch_end(done - 1, {"loss": float(losses[done - 1]),
+                                                  "size": hi - lo})
+                if self.stop_training:
+                    return done
+            else:  # size the next chunk to take about _PROGRESS_INTERVAL
+                chunk = max(1, int(_PROGRESS_INTERVAL * k / max(now - t0, 1e-9)))
+            if callbacks.wants_progress and done < n_batches \
+                    and now - last_report >= _PROGRESS_INTERVAL:
+                last_report = now
+                callbacks.on_progress(done, self._progress_logs(losses, sizes, done, start))
+        return done
+
+    @staticmethod
+    def _progress_logs(losses, sizes, done, start):
+        samples = float(sizes[:done].sum())
+        loss = float(np.dot(losses[:done], sizes[:done]) / samples) if done else float("nan")
+        return {"loss": loss, "samples": int(samples), "seconds": time.perf_counter() - start}
 
     # -- inference --------------------------------------------------------------------
 
@@ -280,6 +371,29 @@ class Sequential:
         self._require_compiled()
         X = self._check_X(X)
         return self._plan.predict(X, np.empty((X.shape[0], self.n_outputs), self.dtype))
+
+    def activations(self, X):
+        """Every Dense layer's output for X, computed layer by layer: [A1, ..., AL] with
+        A_l = f_l(A_{l-1} W_l + b_l) of shape (n_samples, units_l), A_0 = X
+        (Dropout layers pass their input through at inference, so they add no entry).
+
+        The last entry is the last layer's own output (logits under softmax
+        cross-entropy; predict() applies the softmax).  For looking inside the
+        network (see :func:`fastmlp.dead_units`, :func:`fastmlp.plot.plot_representations`).
+        """
+        self._require_built()
+        X = self._check_X(X)
+        views = self._views(self.params)
+        outputs = []
+        inp = X
+        for layer, W, b in zip(self._dense, views[0::2], views[1::2]):
+            A = np.empty((X.shape[0], layer.units), self.dtype)
+            act = layer.activation
+            Z = A if act.name == "identity" else np.empty_like(A)
+            self._kernels.dense_forward(inp, W, b, act.name, Z, A, act.alpha)
+            outputs.append(A)
+            inp = A
+        return outputs
 
     def evaluate(self, X, y):
         """Mean loss (and compiled metrics) on (X, y), as a dict."""
@@ -295,7 +409,7 @@ class Sequential:
             loss = self._kernels.mean_squared_error(out, y, scratch)
         result = {"loss": float(loss)}
         for m in self.metrics:
-            result[m] = _accuracy(out, y)
+            result[m.name] = m(out, y)
         return result
 
     # -- parameters ----------------------------------------------------------------------
@@ -344,6 +458,25 @@ class Sequential:
             raise _divergence_error(self._plan.status, loss, "in loss_and_gradients")
         return float(loss), [g.copy() for g in self._views(self.grads)]
 
+    # -- saving ------------------------------------------------------------------------
+
+    def get_config(self):
+        """The architecture as JSON-able values: layers, input_dim, dtype, seed, backend."""
+        return {"layers": [layer_config(layer) for layer in self.layers],
+                "input_dim": self.input_dim, "dtype": self.dtype.name, "seed": self.seed,
+                "backend": self.backend}
+
+    def save(self, path, metadata=None):
+        """Write the model to `path` (see :mod:`fastmlp.io`): architecture, compile
+        settings, weights, optimizer state, step counter and shuffling state, so
+        that :func:`fastmlp.load_model` gives a model whose fit() continues exactly.
+
+        metadata : JSON-able dict or None, stored alongside (``load_model(path).metadata``).
+        """
+        from .io import save_model
+
+        save_model(self, path, metadata=metadata)
+
     def _require_built(self):
         if self.input_dim is None:
             raise RuntimeError("the model is not built yet: pass input_dim or call fit() first")
@@ -355,24 +488,52 @@ class Sequential:
         self._require_built()
         return sum(n_in * n_out + n_out for n_in, n_out, _, _ in self._layout)
 
-    def summary(self):
-        """A table of layers, output shapes and parameter counts (returned and printed)."""
-        lines = [f"Sequential(backend={self.backend!r}, dtype={self.dtype.name})"]
+    def summary(self, print_fn=print):
+        """A table of the layers: output shape, W and b shapes and parameter counts
+        (every entry of W (n_in, n_out) and b (n_out,)), then the totals.  Printed
+        with `print_fn` (None: not printed) and returned."""
+        text = self._summary_text()
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def _summary_text(self):
+        built = self.input_dim is not None
+        dims = " -> ".join(str(d) for d in [self.input_dim if built else "?"]
+                           + [layer.units for layer in self._dense])
+        lines = [f"Sequential: {dims}  ({self.dtype.name}, {self.backend} backend)"]
+        rows = [("#", "layer", "output", "W", "b", "params")]
         n_in = self.input_dim
-        total = 0
+        weights = biases = 0
         for i, layer in enumerate(self.layers):
             if isinstance(layer, Dropout):
-                lines.append(f"  {i}: {layer!r:45s} output (n, {n_in:<5d}) params 0")
+                rows.append((str(i), repr(layer), f"(n, {n_in if built else '?'})", "", "", "0"))
                 continue
-            count = (n_in * layer.units + layer.units) if n_in is not None else None
-            total += count or 0
-            lines.append(f"  {i}: {layer!r:45s} output (n, {layer.units:<5d}) params "
-                         f"{count if count is not None else '?'}")
+            w_shape = f"{n_in} x {layer.units}" if built else f"? x {layer.units}"
+            count = f"{n_in * layer.units + layer.units:,}" if built else "?"
+            rows.append((str(i), repr(layer), f"(n, {layer.units})", w_shape,
+                         str(layer.units), count))
+            if built:
+                weights += n_in * layer.units
+                biases += layer.units
             n_in = layer.units
-        lines.append(f"total parameters: {total if self.input_dim is not None else '?'}")
-        text = "\n".join(lines)
-        print(text)
-        return text
+        widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+        for r in rows:
+            lines.append("  " + "  ".join(cell.rjust(w) if c in (0, 4, 5) else cell.ljust(w)
+                                          for c, (cell, w) in enumerate(zip(r, widths))).rstrip())
+        if built:
+            lines.append(f"total: {weights + biases:,} parameters "
+                         f"({weights:,} weights + {biases:,} biases)")
+        else:
+            lines.append("total: ? parameters (not built: pass input_dim or call fit())")
+        if self.loss is not None:
+            metrics = ", ".join(m.name for m in self.metrics) or "none"
+            lines.append(f"loss: {self.loss.name}; optimizer: {self.optimizer!r}; "
+                         f"metrics: {metrics}")
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self._summary_text()
 
     def __repr__(self):
         inner = ", ".join(repr(layer) for layer in self.layers)
@@ -416,7 +577,3 @@ def _divergence_error(status, loss, where):
 def _aligned(n):
     return -(-n // _ALIGN) * _ALIGN
 
-
-def _accuracy(logits, y):
-    truth = y if y.ndim == 1 else y.argmax(axis=1)
-    return float(np.mean(logits.argmax(axis=1) == truth))

@@ -1,8 +1,12 @@
 """Optimizers.  Each is a fused native update over the model's flat parameter
 buffer: parameter, gradient and state are read and written once per step."""
+import inspect
 import math
 
-__all__ = ["Optimizer", "SGD", "Adam", "get"]
+__all__ = ["Optimizer", "SGD", "Adam", "get", "OPTIMIZERS"]
+
+#: optimizer classes by class name (every Optimizer subclass adds itself)
+OPTIMIZERS = {}
 
 
 def _check(name, value, low, high, low_open=False, high_open=False):
@@ -19,6 +23,20 @@ class Optimizer:
 
     #: number of flat state buffers (shaped like the parameters) this optimizer keeps
     n_state = 0
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        OPTIMIZERS[cls.__name__] = cls
+
+    def get_config(self):
+        """The hyperparameters: each constructor argument, read from the attribute
+        of the same name (so subclasses need nothing more)."""
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {name: getattr(self, name) for name in names}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
 
     def _bind(self, plan, states):
         raise NotImplementedError
