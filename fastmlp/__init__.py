@@ -7,16 +7,18 @@ and a pure-NumPy twin of every kernel (``backend="numpy"``).
 >>> model = fm.Sequential([fm.Dense(64, activation="relu"), fm.Dense(3)], input_dim=2)
 >>> model.compile(loss="softmax_cross_entropy", optimizer=fm.Adam(lr=1e-2))
 """
-from . import activations, datasets, initializers, losses, optimizers
+from . import (activations, datasets, initializers, losses, optimizers, regularizers,
+               schedules)
 from ._threads import get_num_threads, set_num_threads, threads
 from .layers import Dense
 from .model import History, Sequential
-from .optimizers import SGD, Adam
+from .optimizers import GD, SGD, Adagrad, Adam, AdamW, Nadam, RMSprop
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Sequential", "Dense", "History", "SGD", "Adam",
+    "Sequential", "Dense", "History", "GD", "SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Nadam",
     "set_num_threads", "get_num_threads", "threads",
-    "activations", "datasets", "initializers", "losses", "optimizers",
+    "activations", "datasets", "initializers", "losses", "optimizers", "regularizers",
+    "schedules",
 ]

@@ -5,6 +5,8 @@ import numpy as np
 
 from . import losses as _losses
 from . import optimizers as _optimizers
+from . import regularizers as _regularizers
+from . import schedules as _schedules
 from ._backend import BACKENDS, kernels
 from ._validation import (check_classification_target, check_features, check_positive_int,
                           check_regression_target)
@@ -76,6 +78,7 @@ class Sequential:
         self.input_dim = None
         self.loss = None
         self.optimizer = None
+        self.regularizer = None
         self.metrics = []
         self._plan = None
         if input_dim is not None:
@@ -105,17 +108,23 @@ class Sequential:
             self._make_plan()
         return self
 
-    def compile(self, loss="softmax_cross_entropy", optimizer="adam", metrics=None):
+    def compile(self, loss="softmax_cross_entropy", optimizer="adam", metrics=None,
+                regularizer=None):
         """Choose the loss, the optimizer and the metrics fit()/evaluate() report.
 
         Parameters
         ----------
         loss : "softmax_cross_entropy" or "mse" (see :mod:`fastmlp.losses`)
-        optimizer : Optimizer or "adam" / "sgd"
+        optimizer : Optimizer or a name ("adam", "sgd", "rmsprop", ...; see
+            :mod:`fastmlp.optimizers`); its lr may be a :mod:`fastmlp.schedules` schedule
         metrics : list of str or None ("accuracy" for classification)
+        regularizer : None, or a :mod:`fastmlp.regularizers` penalty / max-norm
+            constraint on the weight matrices (a list combines several); the
+            losses the model reports then include the penalty
         """
         loss = _losses.get(loss)
         optimizer = _optimizers.get(optimizer)
+        regularizer = _regularizers.get(regularizer)
         metrics = list(metrics or [])
         for m in metrics:
             if m not in _METRICS:
@@ -130,6 +139,7 @@ class Sequential:
         if loss.name == "softmax_cross_entropy" and last.units < 2:
             raise ValueError("softmax_cross_entropy needs a last layer with >= 2 units")
         self.loss, self.optimizer, self.metrics = loss, optimizer, metrics
+        self.regularizer = regularizer
         if self.input_dim is not None:
             self._make_plan()
         return self
@@ -140,7 +150,10 @@ class Sequential:
                  for layer, (n_in, n_out, w_off, b_off) in zip(self.layers, self._layout)]
         self._plan = self._kernels.Plan(specs, self.params, self.grads, self.loss.kind)
         self._opt_state = [np.zeros_like(self.params) for _ in range(self.optimizer.n_state)]
+        self.optimizer._init_state(self._opt_state)
         self.optimizer._bind(self._plan, self._opt_state)
+        (self.regularizer or _regularizers.Regularizer())._bind(self._plan)
+        self._epochs_done = 0  # the epoch clock of learning-rate schedules
 
     def _require_compiled(self, X_features=None):
         if self.loss is None:
@@ -181,6 +194,8 @@ class Sequential:
             raise RuntimeError("call compile() before training the model")
         x = self._check_X(x)
         y = self._check_y(y, x.shape[0])
+        if self.optimizer.schedule is not None:
+            self._plan.lr = self.optimizer.schedule(self._plan.step, self._epochs_done)
         loss = self._plan.train_step(x, y)
         if self._plan.status:
             raise _divergence_error(self._plan.status, loss, "in train_step")
@@ -191,7 +206,10 @@ class Sequential:
         """Train for `epochs` passes over (X, y) in mini-batches.
 
         Each epoch runs natively: the batches (re-shuffled every epoch when
-        `shuffle`) are gathered and stepped without returning to Python.
+        `shuffle`) are gathered and stepped without returning to Python.  A
+        learning-rate schedule is evaluated for every batch of the epoch
+        before it starts (see :mod:`fastmlp.schedules`); with a full-batch
+        optimizer (``fm.GD``) the batch is the whole training set.
 
         Parameters
         ----------
@@ -206,7 +224,8 @@ class Sequential:
 
         Returns
         -------
-        History with "loss" (and "val_loss", and the compiled metrics) per epoch.
+        History with "loss" (and "val_loss", and the compiled metrics, and "lr"
+        under a schedule) per epoch; the losses include a regularizer's penalty.
         A Ctrl-C stops after the current batch and returns the history so far.
         """
         if self.loss is None:
@@ -234,6 +253,7 @@ class Sequential:
 
         history = History()
         n = X.shape[0]
+        batch_size = self._fit_batch_size(batch_size, n)
         n_batches = -(-n // batch_size)
         batch_losses = np.empty(n_batches)
         sizes = np.full(n_batches, batch_size, dtype=np.float64)
@@ -243,7 +263,8 @@ class Sequential:
             order = (self._shuffle_rng.permutation(n) if shuffle
                      else np.arange(n)).astype(np.int64)
             try:
-                done = self._plan.train_epoch(X, y, order, batch_size, batch_losses)
+                done = self._plan.train_epoch(X, y, order, batch_size, batch_losses,
+                                              lrs=self._epoch_rates(n_batches))
             except KeyboardInterrupt:
                 if verbose:
                     print(f"interrupted in epoch {epoch + 1}; the model holds the weights after "
@@ -259,12 +280,34 @@ class Sequential:
                 logs.update({m: on_train[m] for m in self.metrics})
             if X_val is not None:
                 logs.update({"val_" + k: v for k, v in self.evaluate(X_val, y_val).items()})
+            self._end_epoch(logs)
             history._append(epoch, logs)
             if verbose:
                 shown = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
                 print(f"epoch {epoch + 1}/{epochs} - {elapsed:.2f}s - {n / elapsed:,.0f} samples/s"
                       f" - {shown}")
         return history
+
+    def _fit_batch_size(self, batch_size, n):
+        """The batch size fit() uses: the whole set for a full-batch optimizer (GD)."""
+        return n if self.optimizer.full_batch else batch_size
+
+    def _epoch_rates(self, n_batches):
+        """Learning rate of each batch of the next epoch from the optimizer's
+        schedule (None: the constant rate the plan holds)."""
+        schedule = self.optimizer.schedule
+        if schedule is None:
+            return None
+        return _schedules.epoch_rates(schedule, self._plan.step, self._epochs_done, n_batches)
+
+    def _end_epoch(self, logs):
+        """Advance the schedule's epoch clock; log the rate the epoch ended with and
+        let a stateful schedule (reduce_on_plateau) see the epoch's losses."""
+        self._epochs_done += 1
+        schedule = self.optimizer.schedule
+        if schedule is not None:
+            logs["lr"] = self._plan.lr
+            schedule._end_epoch(logs)
 
     # -- inference --------------------------------------------------------------------
 
@@ -291,7 +334,7 @@ class Sequential:
             loss = self._kernels.softmax_cross_entropy(out, y, scratch)
         else:
             loss = self._kernels.mean_squared_error(out, y, scratch)
-        result = {"loss": float(loss)}
+        result = {"loss": float(loss) + self._plan.penalty()}
         for m in self.metrics:
             result[m] = _accuracy(out, y)
         return result
@@ -332,7 +375,8 @@ class Sequential:
     def loss_and_gradients(self, X, y):
         """Mean loss on (X, y) and its gradient w.r.t. every parameter, without an update.
 
-        Returns (loss, [dW1, db1, dW2, db2, ...]) in get_weights() order.
+        Returns (loss, [dW1, db1, dW2, db2, ...]) in get_weights() order.  With a
+        regularizer, the loss includes its penalty and each dW its gradient.
         """
         self._require_compiled()
         X = self._check_X(X)
@@ -340,7 +384,13 @@ class Sequential:
         loss = self._plan.forward_backward(X, y)
         if self._plan.status:
             raise _divergence_error(self._plan.status, loss, "in loss_and_gradients")
-        return float(loss), [g.copy() for g in self._views(self.grads)]
+        grads = [g.copy() for g in self._views(self.grads)]
+        if self.regularizer is not None:
+            loss += self._plan.penalty()
+            weights = self._views(self.params)
+            for i in range(0, len(grads), 2):  # the weight matrices, not the biases
+                grads[i] += self.regularizer.gradient(weights[i])
+        return float(loss), grads
 
     def _require_built(self):
         if self.input_dim is None:

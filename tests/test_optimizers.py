@@ -239,7 +239,7 @@ def test_valid_hyperparameters_are_kept():
     assert isinstance(fm.optimizers.get("adam"), fm.Adam)
     assert isinstance(fm.optimizers.get("SGD"), fm.SGD)
     with pytest.raises(ValueError, match="unknown optimizer"):
-        fm.optimizers.get("rmsprop")
+        fm.optimizers.get("adadelta")
 
 
 # ---- against PyTorch, when it is installed ----------------------------------------
