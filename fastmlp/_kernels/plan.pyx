@@ -821,7 +821,9 @@ cdef class Plan:
         return self._run(&bt, True, True)
 
     def forward_backward(self, X, y, sample_weight=None):
-        """Loss of the batch and its gradient into the flat gradient buffer (no update)."""
+        """Loss of the batch and its gradient into the flat gradient buffer (no update).
+        Both are the data loss's: the weight penalty and its gradient are added by
+        apply_update, so gradients summed across workers carry them once."""
         cdef Batch bt = self._batch(X, y, sample_weight, None)
         return self._run(&bt, True, False)
 
