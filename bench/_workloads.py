@@ -76,6 +76,48 @@ def sgd_oracle(p, g, velocity, lr, momentum, nesterov):
     return p - lr * step, velocity
 
 
+def adamw_oracle(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step):
+    """One AdamW step (PyTorch's decoupled decay p *= 1 - lr wd, then Adam), float64."""
+    return adam_oracle(p.astype(np.float64) * (1 - lr * weight_decay), g, m, v, lr, beta1,
+                       beta2, eps, step)
+
+
+def adagrad_oracle(p, g, s, lr, eps):
+    """One Adagrad step, float64; returns (p, s)."""
+    p, g, s = (a.astype(np.float64) for a in (p, g, s))
+    s = s + g * g
+    return p - lr * g / (np.sqrt(s) + eps), s
+
+
+def rmsprop_oracle(p, g, s, lr, rho, eps, momentum=0.0, b=None, a=None):
+    """One RMSprop step (PyTorch's formulation; centered when a is given), float64;
+    returns (p, s, b, a)."""
+    p, g, s = (x.astype(np.float64) for x in (p, g, s))
+    s = rho * s + (1 - rho) * g * g
+    if a is not None:
+        a = rho * a.astype(np.float64) + (1 - rho) * g
+        d = np.sqrt(np.maximum(s - a * a, 0)) + eps
+    else:
+        d = np.sqrt(s) + eps
+    if momentum:
+        b = momentum * b.astype(np.float64) + g / d
+        return p - lr * b, s, b, a
+    return p - lr * g / d, s, b, a
+
+
+def nadam_oracle(p, g, m, v, lr, beta1, beta2, eps, momentum_decay, step, mu_product):
+    """One NAdam step (PyTorch's formulation), float64; returns (p, m, v)."""
+    p, g, m, v = (a.astype(np.float64) for a in (p, g, m, v))
+    mu = beta1 * (1 - 0.5 * 0.96 ** (step * momentum_decay))
+    mu_next = beta1 * (1 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
+    product = mu_product * mu
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    denom = np.sqrt(v / (1 - beta2 ** step)) + eps
+    m_hat = mu_next * m / (1 - product * mu_next) + (1 - mu) * g / (1 - product)
+    return p - lr * m_hat / denom, m, v
+
+
 def assert_close(actual, desired, rtol=1e-4, atol=None, err_msg=""):
     """assert_allclose with an atol scaled to the data: values near zero (a ReLU
     output, a gradient entry that cancels) have no meaningful relative error."""

@@ -8,20 +8,21 @@ and a pure-NumPy twin of every kernel (``backend="numpy"``).
 >>> model.compile(loss="softmax_cross_entropy", optimizer=fm.Adam(lr=1e-2))
 """
 from . import (activations, callbacks, datasets, initializers, io, losses, metrics,
-               optimizers, plot)
+               optimizers, plot, regularizers, schedules)
 from ._threads import get_num_threads, set_num_threads, threads
 from .callbacks import History
 from .diagnostics import dead_units, gradcheck
 from .io import load_model
 from .layers import Dense, Dropout
 from .model import Sequential
-from .optimizers import SGD, Adam
+from .optimizers import GD, SGD, Adagrad, Adam, AdamW, Nadam, RMSprop
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Sequential", "Dense", "Dropout", "History", "SGD", "Adam", "load_model", "gradcheck", "dead_units",
+    "Sequential", "Dense", "Dropout", "History", "load_model", "gradcheck", "dead_units",
+    "GD", "SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Nadam",
     "set_num_threads", "get_num_threads", "threads",
     "activations", "callbacks", "datasets", "initializers", "io", "losses", "metrics",
-    "optimizers", "plot",
+    "optimizers", "plot", "regularizers", "schedules",
 ]

@@ -11,7 +11,8 @@ import numpy as np
 __all__ = [
     "ACTIVATIONS", "activation_code", "activation_forward", "activation_backward", "dropout",
     "dense_forward", "dense_backward", "softmax_cross_entropy", "mean_squared_error",
-    "softmax", "sgd_update", "adam_update", "Plan",
+    "softmax", "sgd_update", "adam_update", "adamw_update", "adagrad_update", "rmsprop_update",
+    "nadam_update", "max_norm_constraint", "Plan",
 ]
 
 
@@ -222,6 +223,16 @@ def sgd_update(params, grads, velocity, lr, momentum=0.0, nesterov=False):
 
 def adam_update(params, grads, m, v, lr, beta1, beta2, eps, step):
     """One Adam step in place (eps outside the square root, bias-corrected, as PyTorch)."""
+    _adam(params, grads, m, v, lr, beta1, beta2, eps, 0.0, step)
+
+
+def adamw_update(params, grads, m, v, lr, beta1, beta2, eps, weight_decay, step):
+    """One AdamW step in place: p *= 1 - lr wd, then the Adam step (as PyTorch)."""
+    _adam(params, grads, m, v, lr, beta1, beta2, eps, weight_decay, step)
+
+
+def _adam(params, grads, m, v, lr, beta1, beta2, eps, weight_decay, step):
+    _check_lengths(params, grads=grads, m=m, v=v)
     if step < 1:
         raise ValueError(f"step must be >= 1, got {step}")
     t = params.dtype.type
@@ -232,7 +243,85 @@ def adam_update(params, grads, m, v, lr, beta1, beta2, eps, step):
     step_size = lr / (1 - beta1 ** step)
     inv_sqrt_bc2 = 1 / np.sqrt(1 - beta2 ** step)
     denom = np.sqrt(v) * t(inv_sqrt_bc2) + t(eps)
+    if weight_decay:
+        params *= t(1 - lr * weight_decay)
     params -= t(step_size) * m / denom
+
+
+def adagrad_update(params, grads, accumulator, lr, eps):
+    """One Adagrad step in place: s += g^2; p -= lr g / (sqrt(s) + eps)."""
+    _check_lengths(params, grads=grads, accumulator=accumulator)
+    t = params.dtype.type
+    accumulator += grads * grads
+    params -= t(lr) * grads / (np.sqrt(accumulator) + t(eps))
+
+
+def rmsprop_update(params, grads, square_avg, lr, rho, eps, momentum=0.0, momentum_buffer=None,
+                   grad_avg=None):
+    """One RMSprop step in place (PyTorch's formulation; centered when grad_avg is given)."""
+    _check_lengths(params, grads=grads, square_avg=square_avg)
+    if momentum != 0:
+        if momentum_buffer is None:
+            raise ValueError("momentum needs a momentum_buffer")
+        _check_lengths(params, momentum_buffer=momentum_buffer)
+    if grad_avg is not None:
+        _check_lengths(params, grad_avg=grad_avg)
+    t = params.dtype.type
+    square_avg *= t(rho)
+    square_avg += t(1 - rho) * grads * grads
+    if grad_avg is not None:
+        grad_avg *= t(rho)
+        grad_avg += t(1 - rho) * grads
+        denom = np.sqrt(np.maximum(square_avg - grad_avg * grad_avg, 0)) + t(eps)
+    else:
+        denom = np.sqrt(square_avg) + t(eps)
+    if momentum != 0:
+        momentum_buffer *= t(momentum)
+        momentum_buffer += grads / denom
+        params -= t(lr) * momentum_buffer
+    else:
+        params -= t(lr) * grads / denom
+
+
+def _nadam_mu(beta1, momentum_decay, step):
+    return beta1 * (1 - 0.5 * 0.96 ** (step * momentum_decay))
+
+
+def nadam_update(params, grads, m, v, lr, beta1, beta2, eps, momentum_decay, step, mu_product):
+    """One NAdam step in place (PyTorch's formulation); mu_product is prod_{i<t} mu_i.
+    Returns prod_{i<=t} mu_i."""
+    _check_lengths(params, grads=grads, m=m, v=v)
+    if step < 1:
+        raise ValueError(f"step must be >= 1, got {step}")
+    t = params.dtype.type
+    mu = _nadam_mu(beta1, momentum_decay, step)
+    mu_next = _nadam_mu(beta1, momentum_decay, step + 1)
+    mu_product = mu_product * mu
+    m *= t(beta1)
+    m += t(1 - beta1) * grads
+    v *= t(beta2)
+    v += t(1 - beta2) * grads * grads
+    denom = np.sqrt(v) * t(1 / np.sqrt(1 - beta2 ** step)) + t(eps)
+    c_g = lr * (1 - mu) / (1 - mu_product)
+    c_m = lr * mu_next / (1 - mu_product * mu_next)
+    params -= (t(c_g) * grads + t(c_m) * m) / denom
+    return mu_product
+
+
+def max_norm_constraint(W, max_norm):
+    """W[:, j] *= max_norm / |W[:, j]| for every column whose norm exceeds max_norm."""
+    if not max_norm > 0:
+        raise ValueError(f"max_norm must be > 0, got {max_norm}")
+    norms = np.sqrt(np.einsum("ij,ij->j", W, W, dtype=np.float64))
+    too_long = norms > max_norm
+    if too_long.any():
+        W[:, too_long] *= (max_norm / norms[too_long]).astype(W.dtype)
+
+
+def _check_lengths(params, **others):
+    for name, a in others.items():
+        if a.shape != params.shape:
+            raise ValueError(f"{name} has length {a.shape[0]}, expected {params.shape[0]}")
 
 
 # ---- the plan -------------------------------------------------------------------
@@ -259,17 +348,93 @@ class Plan:
         self.params, self.grads = params, grads
         self.loss_kind = loss_kind
         self.capacity = 0
-        self.step = 0
+        self._step = 0
         self.status = 0  # as the native Plan: 1 loss, 2 gradient, 3 parameters not finite
+        # [start, end, is_weight_matrix) pieces covering the flat buffer
+        spans = sorted((spec[4], spec[4] + spec[0] * spec[1]) for spec in layers)  # W spans
+        self.segments, cur = [], 0
+        for start, end in spans:
+            if start < cur:
+                raise ValueError("weight matrices overlap in the parameter buffer")
+            self.segments += [(cur, start, False), (start, end, True)]
+            cur = end
+        self.segments.append((cur, params.shape[0], False))
+        self.segments = [seg for seg in self.segments if seg[1] > seg[0]]
         self.set_sgd(0.01, 0.0, False, None)
+        self.set_regularization(0.0, 0.0, 0.0)
+        self.set_clipping(0.0, 0.0)
+
+    # -- optimizer (same methods as the native Plan) ----------------------------
 
     def set_sgd(self, lr, momentum, nesterov, velocity):
-        self.opt = ("sgd", momentum, nesterov)
-        self.lr, self.state = lr, (velocity,)
+        self._set("sgd", lr, (momentum, nesterov), (velocity,))
 
-    def set_adam(self, lr, beta1, beta2, eps, m, v):
-        self.opt = ("adam", beta1, beta2, eps)
-        self.lr, self.state = lr, (m, v)
+    def set_adam(self, lr, beta1, beta2, eps, m, v, weight_decay=0.0):
+        self._set("adam", lr, (beta1, beta2, eps, weight_decay), (m, v))
+
+    def set_adagrad(self, lr, eps, accumulator):
+        self._set("adagrad", lr, (eps,), (accumulator,))
+
+    def set_rmsprop(self, lr, rho, eps, momentum, square_avg, momentum_buffer=None,
+                    grad_avg=None):
+        self._set("rmsprop", lr, (rho, eps, momentum), (square_avg, momentum_buffer, grad_avg))
+
+    def set_nadam(self, lr, beta1, beta2, eps, momentum_decay, m, v):
+        self._set("nadam", lr, (beta1, beta2, eps, momentum_decay), (m, v))
+
+    def _set(self, kind, lr, hyper, state):
+        self.opt, self.hyper, self.state = kind, hyper, state
+        self.lr = lr
+        self._sync_mu_product()
+
+    def _sync_mu_product(self):
+        self.mu_product = 1.0
+        if self.opt == "nadam":
+            beta1, _, _, momentum_decay = self.hyper
+            for t in range(1, self._step + 1):
+                self.mu_product *= _nadam_mu(beta1, momentum_decay, t)
+
+    def set_regularization(self, l1, l2, max_norm):
+        for name, value in (("l1", l1), ("l2", l2), ("max_norm", max_norm)):
+            if not (value >= 0 and np.isfinite(value)):
+                raise ValueError(f"{name} must be finite and >= 0, got {value}")
+        self.l1, self.l2, self.max_norm = float(l1), float(l2), float(max_norm)
+
+    def set_clipping(self, clip_norm, clip_value):
+        for name, value in (("clip_norm", clip_norm), ("clip_value", clip_value)):
+            if not (value >= 0 and np.isfinite(value)):
+                raise ValueError(f"{name} must be finite and >= 0, got {value}")
+        self.clip_norm, self.clip_value = float(clip_norm), float(clip_value)
+
+    @property
+    def lr(self):
+        return self._lr
+
+    @lr.setter
+    def lr(self, value):
+        if not (value >= 0 and np.isfinite(value)):
+            raise ValueError(f"the learning rate must be finite and >= 0, got {value}")
+        self._lr = float(value)
+
+    @property
+    def step(self):
+        return self._step
+
+    @step.setter
+    def step(self, value):
+        if value < 0:
+            raise ValueError("step must be >= 0")
+        self._step = int(value)
+        self._sync_mu_product()
+
+    def penalty(self):
+        """l1 |W|_1 + l2/2 |W|^2 over the weight matrices."""
+        total = 0.0
+        for start, end, weights in self.segments:
+            if weights:
+                W = self.params[start:end].astype(np.float64)
+                total += 0.5 * self.l2 * np.dot(W, W) + self.l1 * np.abs(W).sum()
+        return total
 
     def ensure_capacity(self, rows):
         if rows <= self.capacity:
@@ -323,33 +488,74 @@ class Plan:
         return loss
 
     def apply_update(self):
+        """Clip the gradient, add the penalty gradient on weight matrices, update
+        each piece of the flat buffer, then the max-norm constraint; returns the
+        penalty before the update."""
         self.status = 0
-        self.step += 1
-        if self.opt[0] == "adam":
-            _, beta1, beta2, eps = self.opt
-            adam_update(self.params, self.grads, *self.state, self.lr, beta1, beta2, eps,
-                        self.step)
-        else:
-            _, momentum, nesterov = self.opt
-            sgd_update(self.params, self.grads, self.state[0], self.lr, momentum, nesterov)
+        self._step += 1
+        t = self.dtype.type
+        scale = 1.0
+        if self.clip_norm > 0:
+            norm = np.sqrt(np.dot(self.grads.astype(np.float64), self.grads.astype(np.float64)))
+            scale = self.clip_norm / norm if norm > self.clip_norm else 1.0
+        penalty = self.penalty()
+        mu_product = self.mu_product
+        for start, end, weights in self.segments:
+            p, g = self.params[start:end], self.grads[start:end]
+            state = [None if a is None else a[start:end] for a in self.state]
+            if scale != 1.0:
+                g = g * t(scale)
+            if self.clip_value > 0:
+                g = np.clip(g, t(-self.clip_value), t(self.clip_value))
+            if weights and self.l2:
+                g = g + t(self.l2) * p
+            if weights and self.l1:
+                g = g + t(self.l1) * np.sign(p)
+            if self.opt == "adam":
+                beta1, beta2, eps, weight_decay = self.hyper
+                adamw_update(p, g, *state, self.lr, beta1, beta2, eps,
+                             weight_decay if weights else 0.0, self._step)
+            elif self.opt == "nadam":
+                mu_product = nadam_update(p, g, *state, self.lr, *self.hyper, self._step,
+                                          self.mu_product)
+            elif self.opt == "adagrad":
+                adagrad_update(p, g, state[0], self.lr, self.hyper[0])
+            elif self.opt == "rmsprop":
+                rho, eps, momentum = self.hyper
+                rmsprop_update(p, g, state[0], self.lr, rho, eps, momentum, state[1], state[2])
+            else:
+                momentum, nesterov = self.hyper
+                sgd_update(p, g, state[0], self.lr, momentum, nesterov)
+        self.mu_product = mu_product
         if not np.isfinite(self.params).all():
             self.status = 3
+        elif self.max_norm > 0:
+            for W, *_ in self.layers:
+                max_norm_constraint(W, self.max_norm)
+        return penalty
 
     def train_step(self, X, y, sample_weight=None):
         loss = self.forward_backward(X, y, sample_weight)
         if self.status == 0:
-            self.apply_update()
+            loss += self.apply_update()
         return loss
 
     def loss(self, X, y, sample_weight=None):
         out = self._forward(X)
         return self._loss(out, y, sample_weight, np.empty_like(out))
 
-    def train_epoch(self, X, y, order, batch_size, losses, sample_weight=None):
+    def train_epoch(self, X, y, order, batch_size, losses, sample_weight=None, lrs=None):
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         n_batches = -(-order.shape[0] // batch_size)
+        if lrs is not None:
+            if lrs.shape[0] < n_batches:
+                raise ValueError(f"lrs must hold a learning rate for each of {n_batches} batches")
+            if not (np.isfinite(lrs[:n_batches]).all() and (lrs[:n_batches] >= 0).all()):
+                raise ValueError("the learning rates must be finite and >= 0")
         for i in range(n_batches):
+            if lrs is not None:
+                self.lr = lrs[i]
             idx = order[i * batch_size:(i + 1) * batch_size]
             sw = None if sample_weight is None else sample_weight[idx]
             losses[i] = self.train_step(X[idx], y[idx], sw)

@@ -41,6 +41,7 @@ import zlib
 import numpy as np
 
 from . import metrics as _metrics
+from . import regularizers as _regularizers
 from ._backend import BACKENDS
 from .layers import layer_from_config
 from .optimizers import OPTIMIZERS
@@ -91,10 +92,15 @@ def save_model(model, path, metadata=None):
             "optimizer": {"class": type(model.optimizer).__name__,
                           "config": model.optimizer.get_config()},
             "metrics": [m.name for m in model.metrics],
+            "regularizer": None if model.regularizer is None else model.regularizer.get_config(),
         }
     if model._plan is not None:
         arrays += [(f"opt_state.{i}", s) for i, s in enumerate(model._opt_state)]
     header["training"] = {"step": int(model._plan.step) if model._plan is not None else 0,
+                          "epochs_done": int(model._epochs_done),
+                          "schedule_state": (None if model.optimizer is None
+                                             or model.optimizer.schedule is None
+                                             else model.optimizer.schedule._state()),
                           "shuffle_rng": model._shuffle_rng.bit_generator.state}
 
     offset = 0
@@ -334,9 +340,14 @@ def _compile(r, model, compiled):
     loss = compiled.get("loss")
     if not isinstance(loss, str):
         r.fail("corrupted: bad loss name")
+    regularizer = compiled.get("regularizer")
+    if regularizer is not None and not isinstance(regularizer, dict):
+        r.fail("corrupted: bad regularizer description")
     try:
         optimizer = cls.from_config(opt["config"])
-        model.compile(loss=loss, optimizer=optimizer, metrics=metrics)
+        model.compile(loss=loss, optimizer=optimizer, metrics=metrics,
+                      regularizer=None if regularizer is None
+                      else _regularizers.Regularizer(**regularizer))
     except (TypeError, ValueError) as e:
         r.fail(f"invalid compile settings: {e}")
 
@@ -366,6 +377,19 @@ def _restore_training(r, model, training):
         r.fail(f"corrupted: bad step counter {str(step)[:40]}")
     if model._plan is not None:
         model._plan.step = step
+    epochs_done = training.get("epochs_done", 0)
+    if not _is_int(epochs_done, 0, 2 ** 62):
+        r.fail(f"corrupted: bad epoch counter {str(epochs_done)[:40]}")
+    model._epochs_done = epochs_done
+    schedule_state = training.get("schedule_state")
+    if schedule_state is not None:
+        schedule = None if model.optimizer is None else model.optimizer.schedule
+        if schedule is None:
+            r.fail("corrupted: a schedule state without a schedule")
+        try:
+            schedule._set_state(schedule_state)
+        except ValueError as e:
+            r.fail(f"corrupted: {e}")
     state = training.get("shuffle_rng")
     if state is not None:
         generator = model._shuffle_rng

@@ -7,6 +7,8 @@ from . import callbacks as _callbacks
 from . import losses as _losses
 from . import metrics as _metrics
 from . import optimizers as _optimizers
+from . import regularizers as _regularizers
+from . import schedules as _schedules
 from ._backend import BACKENDS, kernels
 from ._validation import (check_classification_target, check_features, check_positive_int,
                           check_regression_target)
@@ -64,11 +66,13 @@ class Sequential:
         self.input_dim = None
         self.loss = None
         self.optimizer = None
+        self.regularizer = None
         self.metrics = []
         self.metadata = {}       # kept by save() and load_model()
         self.stop_training = False
         self.history = None
         self._plan = None
+        self._epochs_done = 0  # the epoch clock of learning-rate schedules
         if input_dim is not None:
             self.build(input_dim)
 
@@ -102,20 +106,26 @@ class Sequential:
             n_in = layer.units
         return layout, offset
 
-    def compile(self, loss="softmax_cross_entropy", optimizer="adam", metrics=None):
+    def compile(self, loss="softmax_cross_entropy", optimizer="adam", metrics=None,
+                regularizer=None):
         """Choose the loss, the optimizer and the metrics fit()/evaluate() report.
 
         Parameters
         ----------
         loss : "softmax_cross_entropy" or "mse" (see :mod:`fastmlp.losses`)
-        optimizer : Optimizer or "adam" / "sgd"
+        optimizer : Optimizer or a name ("adam", "sgd", "rmsprop", ...; see
+            :mod:`fastmlp.optimizers`); its lr may be a :mod:`fastmlp.schedules` schedule
         metrics : list of str or Metric, or None
             "accuracy", "top_k_accuracy" (k=5), "top_<k>_accuracy" for
             classification; "mse", "mae", "r2" for regression (see
             :mod:`fastmlp.metrics`).
+        regularizer : None, or a :mod:`fastmlp.regularizers` penalty / max-norm
+            constraint on the weight matrices (a list combines several); the
+            losses the model reports then include the penalty
         """
         loss = _losses.get(loss)
         optimizer = _optimizers.get(optimizer)
+        regularizer = _regularizers.get(regularizer)
         if isinstance(metrics, (str, _metrics.Metric)):
             metrics = [metrics]
         metrics = [_metrics.get(m) for m in (metrics or [])]
@@ -134,6 +144,7 @@ class Sequential:
         if loss.name == "softmax_cross_entropy" and last.units < 2:
             raise ValueError("softmax_cross_entropy needs a last layer with >= 2 units")
         self.loss, self.optimizer, self.metrics = loss, optimizer, metrics
+        self.regularizer = regularizer
         if self.input_dim is not None:
             self._make_plan()
         return self
@@ -146,7 +157,10 @@ class Sequential:
         self._plan = self._kernels.Plan(specs, self.params, self.grads, self.loss.kind,
                                         seed=self.seed)
         self._opt_state = [np.zeros_like(self.params) for _ in range(self.optimizer.n_state)]
+        self.optimizer._init_state(self._opt_state)
         self.optimizer._bind(self._plan, self._opt_state)
+        (self.regularizer or _regularizers.Regularizer())._bind(self._plan)
+        self._epochs_done = 0  # the epoch clock of learning-rate schedules
 
     def _require_compiled(self, X_features=None):
         if self.loss is None:
@@ -187,6 +201,8 @@ class Sequential:
             raise RuntimeError("call compile() before training the model")
         x = self._check_X(x)
         y = self._check_y(y, x.shape[0])
+        if self.optimizer.schedule is not None:
+            self._plan.lr = self.optimizer.schedule(self._plan.step, self._epochs_done)
         loss = self._plan.train_step(x, y)
         if self._plan.status:
             raise _divergence_error(self._plan.status, loss, "in train_step")
@@ -200,7 +216,10 @@ class Sequential:
         `shuffle`) are gathered and stepped without returning to Python, unless a
         callback asks to see every batch (then one native call per batch) or a
         live progress bar is drawn (then one per chunk of batches lasting about
-        0.1 s).  Either way the numbers are the same.
+        0.1 s).  Either way the numbers are the same.  A
+        learning-rate schedule is evaluated for every batch of the epoch
+        before it starts (see :mod:`fastmlp.schedules`); with a full-batch
+        optimizer (``fm.GD``) the batch is the whole training set.
 
         Parameters
         ----------
@@ -220,7 +239,8 @@ class Sequential:
 
         Returns
         -------
-        History with "loss" (and "val_loss", and the compiled metrics) per epoch.
+        History with "loss" (and "val_loss", the compiled metrics, and "lr" under a
+        schedule) per epoch; the losses include a regularizer's penalty.
         A Ctrl-C stops after the current batch and returns the history so far (the
         interrupted epoch is not in it); the model holds the weights after the last
         completed batch.  A non-finite loss or gradient raises FloatingPointError
@@ -239,6 +259,7 @@ class Sequential:
         X, y, X_val, y_val = self._split_validation(X, y, validation_split, validation_data)
 
         n = X.shape[0]
+        batch_size = self._fit_batch_size(batch_size, n)
         n_batches = -(-n // batch_size)
         batch_losses = np.empty(n_batches)
         sizes = np.full(n_batches, batch_size, dtype=np.float64)
@@ -265,7 +286,7 @@ class Sequential:
                          else np.arange(n)).astype(np.int64)
                 start = time.perf_counter()
                 done = self._train_epoch(X, y, order, batch_size, batch_losses, sizes,
-                                         callbacks, start)
+                                         callbacks, start, lrs=self._epoch_rates(n_batches))
                 status = self._plan.status
                 if status:
                     error = _divergence_error(status, batch_losses[done - 1],
@@ -283,6 +304,7 @@ class Sequential:
                     logs.update({m.name: on_train[m.name] for m in self.metrics})
                 if X_val is not None:
                     logs.update({"val_" + k: v for k, v in self.evaluate(X_val, y_val).items()})
+                self._end_epoch(logs)
                 callbacks.on_epoch_end(epoch, logs)
                 history._append(epoch, logs)
                 if self.stop_training:
@@ -314,17 +336,19 @@ class Sequential:
         return X, y, None, None
 
     def _train_epoch(self, X, y, order, batch_size, losses, sizes, callbacks, start,
-                     sample_weight=None):
+                     sample_weight=None, lrs=None):
         """Train on the batches of `order`; returns the number of batches done.
 
         One native call for the whole epoch unless a callback needs batch hooks
         (one call per batch) or progress (calls on chunks of batches sized to
         last about _PROGRESS_INTERVAL seconds).  The batches, and so the
-        numbers, are the same either way."""
+        numbers, are the same either way.  `lrs`: each batch's learning rate
+        (from a schedule), or None."""
         plan = self._plan
         n_batches = losses.shape[0]
         if not (callbacks.wants_batch_hooks or callbacks.wants_progress):
-            return plan.train_epoch(X, y, order, batch_size, losses, sample_weight=sample_weight)
+            return plan.train_epoch(X, y, order, batch_size, losses, sample_weight=sample_weight,
+                                    lrs=lrs)
         per_batch = callbacks.wants_batch_hooks
         done, chunk = 0, 1
         last_report = time.perf_counter()
@@ -335,7 +359,8 @@ class Sequential:
                 callbacks.on_batch_begin(done, {"size": hi - lo})
             t0 = time.perf_counter()
             k = plan.train_epoch(X, y, order[lo:hi], batch_size, losses[done:done + chunk],
-                                 sample_weight=sample_weight)
+                                 sample_weight=sample_weight,
+                                 lrs=None if lrs is None else lrs[done:done + chunk])
             now = time.perf_counter()
             done += k
             if plan.status:
@@ -358,6 +383,27 @@ class Sequential:
         samples = float(sizes[:done].sum())
         loss = float(np.dot(losses[:done], sizes[:done]) / samples) if done else float("nan")
         return {"loss": loss, "samples": int(samples), "seconds": time.perf_counter() - start}
+
+    def _fit_batch_size(self, batch_size, n):
+        """The batch size fit() uses: the whole set for a full-batch optimizer (GD)."""
+        return n if self.optimizer.full_batch else batch_size
+
+    def _epoch_rates(self, n_batches):
+        """Learning rate of each batch of the next epoch from the optimizer's
+        schedule (None: the constant rate the plan holds)."""
+        schedule = self.optimizer.schedule
+        if schedule is None:
+            return None
+        return _schedules.epoch_rates(schedule, self._plan.step, self._epochs_done, n_batches)
+
+    def _end_epoch(self, logs):
+        """Advance the schedule's epoch clock; log the rate the epoch ended with and
+        let a stateful schedule (reduce_on_plateau) see the epoch's losses."""
+        self._epochs_done += 1
+        schedule = self.optimizer.schedule
+        if schedule is not None:
+            logs["lr"] = self._plan.lr
+            schedule._end_epoch(logs)
 
     # -- inference --------------------------------------------------------------------
 
@@ -407,7 +453,7 @@ class Sequential:
             loss = self._kernels.softmax_cross_entropy(out, y, scratch)
         else:
             loss = self._kernels.mean_squared_error(out, y, scratch)
-        result = {"loss": float(loss)}
+        result = {"loss": float(loss) + self._plan.penalty()}
         for m in self.metrics:
             result[m.name] = m(out, y)
         return result
@@ -448,7 +494,8 @@ class Sequential:
     def loss_and_gradients(self, X, y):
         """Mean loss on (X, y) and its gradient w.r.t. every parameter, without an update.
 
-        Returns (loss, [dW1, db1, dW2, db2, ...]) in get_weights() order.
+        Returns (loss, [dW1, db1, dW2, db2, ...]) in get_weights() order.  With a
+        regularizer, the loss includes its penalty and each dW its gradient.
         """
         self._require_compiled()
         X = self._check_X(X)
@@ -456,7 +503,13 @@ class Sequential:
         loss = self._plan.forward_backward(X, y)
         if self._plan.status:
             raise _divergence_error(self._plan.status, loss, "in loss_and_gradients")
-        return float(loss), [g.copy() for g in self._views(self.grads)]
+        grads = [g.copy() for g in self._views(self.grads)]
+        if self.regularizer is not None:
+            loss += self._plan.penalty()
+            weights = self._views(self.params)
+            for i in range(0, len(grads), 2):  # the weight matrices, not the biases
+                grads[i] += self.regularizer.gradient(weights[i])
+        return float(loss), grads
 
     # -- saving ------------------------------------------------------------------------
 

@@ -354,3 +354,31 @@ def test_set_weights_validates(data):
     with pytest.raises(ValueError, match="NaN or infinity"):
         model.set_weights(bad)
     np.testing.assert_array_equal(model.params, before)
+
+
+@pytest.mark.parametrize("schedule", ["warmup_cosine", "plateau", "constant"])
+def test_resume_with_schedule_regularizer_and_dropout(tmp_path, schedule):
+    X, y = fm.datasets.spiral(n_samples=200, n_classes=3, seed=0)
+    make_lr = {"warmup_cosine": lambda: fm.schedules.warmup(fm.schedules.cosine(0.01, period=10),
+                                                            epochs=2),
+               "plateau": lambda: fm.schedules.reduce_on_plateau(0.05, patience=0, factor=0.5),
+               "constant": lambda: 0.01}[schedule]
+
+    def make():
+        model = fm.Sequential([fm.Dense(32, activation="relu"), fm.Dropout(0.1), fm.Dense(3)],
+                              input_dim=2, seed=1)
+        model.compile(optimizer=fm.AdamW(lr=make_lr(), weight_decay=0.01),
+                      regularizer=[fm.regularizers.l2(1e-3), fm.regularizers.max_norm(3.0)])
+        return model
+
+    straight = make()
+    straight.fit(X, y, epochs=6, batch_size=32, verbose=0)
+    half = make()
+    half.fit(X, y, epochs=3, batch_size=32, verbose=0)
+    half.save(tmp_path / "half.fm")
+    resumed = fm.load_model(tmp_path / "half.fm")
+    assert repr(resumed.regularizer) == repr(half.regularizer)
+    assert repr(resumed.optimizer) == repr(half.optimizer)
+    resumed.fit(X, y, epochs=3, batch_size=32, verbose=0)
+    for a, b in zip(straight.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
