@@ -1,6 +1,6 @@
 """Layers of a Sequential model."""
 from . import activations as _activations
-from .initializers import INITIALIZERS, default_for
+from . import initializers as _initializers
 
 __all__ = ["Dense"]
 
@@ -15,9 +15,11 @@ class Dense:
     activation : str, Activation or None
         See :mod:`fastmlp.activations`; None is identity (use it for the last
         layer under softmax cross-entropy, which works on logits).
-    init : str or None
-        Weight initializer (:mod:`fastmlp.initializers`); None picks He for the
-        ReLU family and Xavier/Glorot otherwise.  Biases start at zero.
+    init : str, Initializer or None
+        Weight initializer (:mod:`fastmlp.initializers`), by name or with its
+        parameters (``fm.initializers.normal(std=0.01)``); None picks He for
+        the ReLU family, LeCun normal for selu and Xavier/Glorot otherwise
+        (:func:`fastmlp.initializers.default_for`).  Biases start at zero.
 
     Shape
     -----
@@ -30,10 +32,8 @@ class Dense:
         self.units = units
         self.activation = _activations.get(activation)
         if init is None:
-            init = default_for(self.activation.name)
-        if init not in INITIALIZERS:
-            raise ValueError(f"unknown initializer {init!r}; choose from {', '.join(INITIALIZERS)}")
-        self.init = init
+            init = _initializers.default_for(self.activation.name)
+        self.init = _initializers.get(init)
 
     def __repr__(self):
         return f"Dense({self.units}, activation={self.activation!r})"
