@@ -17,12 +17,12 @@
 /* ---- activations: scalar value f(z) and derivative f'(z) given a = f(z) ---- */
 
 /* f(z) = z */
-static inline FM_T FM_FN(identity)(FM_T z, FM_T alpha) { (void)alpha; return z; }
-static inline FM_T FM_FN(identity_grad)(FM_T z, FM_T a, FM_T alpha)
+FM_INLINE FM_T FM_FN(identity)(FM_T z, FM_T alpha) { (void)alpha; return z; }
+FM_INLINE FM_T FM_FN(identity_grad)(FM_T z, FM_T a, FM_T alpha)
 { (void)z; (void)a; (void)alpha; return (FM_T)1; }
 
 /* f(z) = 1 / (1 + e^-z), evaluated through e^-|z| so it never overflows */
-static inline FM_T FM_FN(sigmoid)(FM_T z, FM_T alpha)
+FM_INLINE FM_T FM_FN(sigmoid)(FM_T z, FM_T alpha)
 {
     (void)alpha;
     FM_T e = FM_EXP(z >= 0 ? -z : z);  /* e^-|z| */
@@ -30,52 +30,52 @@ static inline FM_T FM_FN(sigmoid)(FM_T z, FM_T alpha)
     return z >= 0 ? s : e * s;
 }
 /* f' = a (1 - a) */
-static inline FM_T FM_FN(sigmoid_grad)(FM_T z, FM_T a, FM_T alpha)
+FM_INLINE FM_T FM_FN(sigmoid_grad)(FM_T z, FM_T a, FM_T alpha)
 { (void)z; (void)alpha; return a * ((FM_T)1 - a); }
 
 /* f(z) = tanh z */
-static inline FM_T FM_FN(tanh)(FM_T z, FM_T alpha) { (void)alpha; return FM_TANH(z); }
+FM_INLINE FM_T FM_FN(tanh)(FM_T z, FM_T alpha) { (void)alpha; return FM_TANH(z); }
 /* f' = 1 - a^2 */
-static inline FM_T FM_FN(tanh_grad)(FM_T z, FM_T a, FM_T alpha)
+FM_INLINE FM_T FM_FN(tanh_grad)(FM_T z, FM_T a, FM_T alpha)
 { (void)z; (void)alpha; return (FM_T)1 - a * a; }
 
 /* f(z) = max(z, 0); NaN stays NaN (a diverged model must not look healthy) */
-static inline FM_T FM_FN(relu)(FM_T z, FM_T alpha) { (void)alpha; return z < 0 ? (FM_T)0 : z; }
+FM_INLINE FM_T FM_FN(relu)(FM_T z, FM_T alpha) { (void)alpha; return z < 0 ? (FM_T)0 : z; }
 /* f' = [z > 0] */
-static inline FM_T FM_FN(relu_grad)(FM_T z, FM_T a, FM_T alpha)
+FM_INLINE FM_T FM_FN(relu_grad)(FM_T z, FM_T a, FM_T alpha)
 { (void)a; (void)alpha; return z > 0 ? (FM_T)1 : (FM_T)0; }
 
 /* f(z) = z if z > 0 else alpha z */
-static inline FM_T FM_FN(leaky_relu)(FM_T z, FM_T alpha) { return z > 0 ? z : alpha * z; }
+FM_INLINE FM_T FM_FN(leaky_relu)(FM_T z, FM_T alpha) { return z > 0 ? z : alpha * z; }
 /* f' = 1 if z > 0 else alpha */
-static inline FM_T FM_FN(leaky_relu_grad)(FM_T z, FM_T a, FM_T alpha)
+FM_INLINE FM_T FM_FN(leaky_relu_grad)(FM_T z, FM_T a, FM_T alpha)
 { (void)a; return z > 0 ? (FM_T)1 : alpha; }
 
 /* f(z) = 1 if z >= 0 else 0 (Heaviside; the perceptron of Rosenblatt 1958) */
-static inline FM_T FM_FN(binary_step)(FM_T z, FM_T alpha)
+FM_INLINE FM_T FM_FN(binary_step)(FM_T z, FM_T alpha)
 { (void)alpha; return z >= 0 ? (FM_T)1 : (z < 0 ? (FM_T)0 : z); }
 /* f' = 0 (almost everywhere; no gradient flows through a step) */
-static inline FM_T FM_FN(binary_step_grad)(FM_T z, FM_T a, FM_T alpha)
+FM_INLINE FM_T FM_FN(binary_step_grad)(FM_T z, FM_T a, FM_T alpha)
 { (void)z; (void)a; (void)alpha; return (FM_T)0; }
 
 /* f(z) = z if z > 0 else alpha (e^z - 1)   (Clevert et al. 2016) */
-static inline FM_T FM_FN(elu)(FM_T z, FM_T alpha)
+FM_INLINE FM_T FM_FN(elu)(FM_T z, FM_T alpha)
 { return z > 0 ? z : alpha * FM_EXPM1(z > 0 ? (FM_T)0 : z); }
 /* f' = 1 if z > 0 else alpha e^z  (from z: a + alpha cancels where e^z is small) */
-static inline FM_T FM_FN(elu_grad)(FM_T z, FM_T a, FM_T alpha)
+FM_INLINE FM_T FM_FN(elu_grad)(FM_T z, FM_T a, FM_T alpha)
 { (void)a; return z > 0 ? (FM_T)1 : alpha * FM_EXP(z > 0 ? (FM_T)0 : z); }
 
 /* f(z) = lambda (z if z > 0 else alpha (e^z - 1)) with the fixed point constants of
  * Klambauer et al. 2017: alpha = 1.6732632423543772, lambda = 1.0507009873554805 */
 #define FM_SELU_ALPHA ((FM_T)1.6732632423543772848170429916717)
 #define FM_SELU_LAMBDA ((FM_T)1.0507009873554804934193349852946)
-static inline FM_T FM_FN(selu)(FM_T z, FM_T alpha)
+FM_INLINE FM_T FM_FN(selu)(FM_T z, FM_T alpha)
 {
     (void)alpha;
     return FM_SELU_LAMBDA * (z > 0 ? z : FM_SELU_ALPHA * FM_EXPM1(z > 0 ? (FM_T)0 : z));
 }
 /* f' = lambda if z > 0 else lambda alpha e^z */
-static inline FM_T FM_FN(selu_grad)(FM_T z, FM_T a, FM_T alpha)
+FM_INLINE FM_T FM_FN(selu_grad)(FM_T z, FM_T a, FM_T alpha)
 {
     (void)a; (void)alpha;
     return z > 0 ? FM_SELU_LAMBDA
@@ -85,21 +85,21 @@ static inline FM_T FM_FN(selu_grad)(FM_T z, FM_T a, FM_T alpha)
 #undef FM_SELU_LAMBDA
 
 /* f(z) = log(1 + e^z) = max(z, 0) + log1p(e^-|z|)   (never overflows) */
-static inline FM_T FM_FN(softplus)(FM_T z, FM_T alpha)
+FM_INLINE FM_T FM_FN(softplus)(FM_T z, FM_T alpha)
 {
     (void)alpha;
     FM_T e = FM_EXP(z >= 0 ? -z : z);  /* e^-|z| */
     return (z > 0 ? z : (FM_T)0) + FM_LOG1P(e);
 }
 /* f' = sigmoid(z) */
-static inline FM_T FM_FN(softplus_grad)(FM_T z, FM_T a, FM_T alpha)
+FM_INLINE FM_T FM_FN(softplus_grad)(FM_T z, FM_T a, FM_T alpha)
 { (void)a; return FM_FN(sigmoid)(z, alpha); }
 
 /* f(z) = z / (1 + |z|) */
-static inline FM_T FM_FN(softsign)(FM_T z, FM_T alpha)
+FM_INLINE FM_T FM_FN(softsign)(FM_T z, FM_T alpha)
 { (void)alpha; return z / ((FM_T)1 + (z < 0 ? -z : z)); }
 /* f' = 1 / (1 + |z|)^2 */
-static inline FM_T FM_FN(softsign_grad)(FM_T z, FM_T a, FM_T alpha)
+FM_INLINE FM_T FM_FN(softsign_grad)(FM_T z, FM_T a, FM_T alpha)
 {
     (void)a; (void)alpha;
     FM_T d = (FM_T)1 + (z < 0 ? -z : z);
@@ -107,15 +107,15 @@ static inline FM_T FM_FN(softsign_grad)(FM_T z, FM_T a, FM_T alpha)
 }
 
 /* f(z) = arctan z */
-static inline FM_T FM_FN(arctan)(FM_T z, FM_T alpha) { (void)alpha; return FM_ATAN(z); }
+FM_INLINE FM_T FM_FN(arctan)(FM_T z, FM_T alpha) { (void)alpha; return FM_ATAN(z); }
 /* f' = 1 / (1 + z^2) */
-static inline FM_T FM_FN(arctan_grad)(FM_T z, FM_T a, FM_T alpha)
+FM_INLINE FM_T FM_FN(arctan_grad)(FM_T z, FM_T a, FM_T alpha)
 { (void)a; (void)alpha; return (FM_T)1 / ((FM_T)1 + z * z); }
 
 /* f(z) = asinh z = log(z + sqrt(z^2 + 1)) */
-static inline FM_T FM_FN(asinh)(FM_T z, FM_T alpha) { (void)alpha; return FM_ASINH(z); }
+FM_INLINE FM_T FM_FN(asinh)(FM_T z, FM_T alpha) { (void)alpha; return FM_ASINH(z); }
 /* f' = 1 / sqrt(1 + z^2)  (= 1/|z| to rounding past FM_BIG) */
-static inline FM_T FM_FN(asinh_grad)(FM_T z, FM_T a, FM_T alpha)
+FM_INLINE FM_T FM_FN(asinh_grad)(FM_T z, FM_T a, FM_T alpha)
 {
     (void)a; (void)alpha;
     FM_T t = z < 0 ? -z : z;
@@ -123,59 +123,64 @@ static inline FM_T FM_FN(asinh_grad)(FM_T z, FM_T a, FM_T alpha)
     return t > FM_BIG ? (FM_T)1 / t : (FM_T)1 / FM_SQRT((FM_T)1 + tc * tc);
 }
 
-/* r = 1 / sqrt(1 + alpha z^2), as u / sqrt(u^2 + alpha) with u = 1/|z| for |z| > 1
- * so that alpha z^2 cannot overflow (alpha > 0) */
-static inline FM_T FM_FN(isr_factor)(FM_T z, FM_T alpha)
+/* 1 / sqrt(1 + alpha z^2) = q / s with q = 1 / max(|z|, 1), s = sqrt(q^2 + alpha (z q)^2):
+ * scaled so that alpha z^2 cannot overflow (alpha > 0); z q is exactly sign(z) for |z| > 1.
+ * Returns 1/s and sets *q, *zq. */
+FM_INLINE FM_T FM_FN(isr_scaled)(FM_T z, FM_T alpha, FM_T *q, FM_T *zq)
 {
     FM_T t = z < 0 ? -z : z;
-    FM_T u = (FM_T)1 / (t > 1 ? t : (FM_T)1);
-    FM_T small = (FM_T)1 / FM_SQRT((FM_T)1 + alpha * (t > 1 ? (FM_T)1 : z * z));
-    FM_T large = u / FM_SQRT(u * u + alpha);
-    return t > 1 ? large : small;
+    *q = (FM_T)1 / (t > 1 ? t : (FM_T)1);
+    *zq = t > 1 ? (z < 0 ? (FM_T)-1 : (FM_T)1) : z;
+    return (FM_T)1 / FM_SQRT(*q * *q + alpha * *zq * *zq);
 }
 
-/* z r = z / sqrt(1 + alpha z^2); for |z| > 1 as sign(z) / sqrt(1/z^2 + alpha), which
- * stays right where 1/|z| is subnormal */
-static inline FM_T FM_FN(isr_value)(FM_T z, FM_T alpha)
+/* z / sqrt(1 + alpha z^2) */
+FM_INLINE FM_T FM_FN(isr_value)(FM_T z, FM_T alpha)
 {
-    FM_T t = z < 0 ? -z : z;
-    FM_T u = (FM_T)1 / (t > 1 ? t : (FM_T)1);
-    FM_T small = z / FM_SQRT((FM_T)1 + alpha * (t > 1 ? (FM_T)1 : z * z));
-    FM_T large = (z < 0 ? (FM_T)-1 : (FM_T)1) / FM_SQRT(u * u + alpha);
-    return t > 1 ? large : small;
+    FM_T q, zq, rs = FM_FN(isr_scaled)(z, alpha, &q, &zq);
+    return zq * rs;
 }
 
-/* f(z) = z / sqrt(1 + alpha z^2)   (inverse square root unit, Carlile et al. 2017) */
-static inline FM_T FM_FN(isru)(FM_T z, FM_T alpha) { return FM_FN(isr_value)(z, alpha); }
-/* f' = (1 / sqrt(1 + alpha z^2))^3 */
-static inline FM_T FM_FN(isru_grad)(FM_T z, FM_T a, FM_T alpha)
+/* (1 / sqrt(1 + alpha z^2))^3 */
+FM_INLINE FM_T FM_FN(isr_cubed)(FM_T z, FM_T alpha)
 {
-    (void)a;
-    FM_T r = FM_FN(isr_factor)(z, alpha);
+    FM_T q, zq, rs = FM_FN(isr_scaled)(z, alpha, &q, &zq);
+    FM_T r = q * rs;
     return r * r * r;
 }
 
-/* f(z) = z if z >= 0 else z / sqrt(1 + alpha z^2)   (ISRLU, Carlile et al. 2017) */
-static inline FM_T FM_FN(isrlu)(FM_T z, FM_T alpha)
-{ return z >= 0 ? z : FM_FN(isr_value)(z, alpha); }
+/* f(z) = z / sqrt(1 + alpha z^2)   (inverse square root unit, Carlile et al. 2017) */
+FM_INLINE FM_T FM_FN(isru)(FM_T z, FM_T alpha) { return FM_FN(isr_value)(z, alpha); }
+/* f' = (1 / sqrt(1 + alpha z^2))^3 */
+FM_INLINE FM_T FM_FN(isru_grad)(FM_T z, FM_T a, FM_T alpha)
+{ (void)a; return FM_FN(isr_cubed)(z, alpha); }
+
+/* f(z) = z if z >= 0 else z / sqrt(1 + alpha z^2)   (ISRLU, Carlile et al. 2017).
+ * Both sides are computed and one selected: a branch here keeps GCC from
+ * vectorizing the loop. */
+FM_INLINE FM_T FM_FN(isrlu)(FM_T z, FM_T alpha)
+{
+    FM_T negative = FM_FN(isr_value)(z, alpha);
+    return z >= 0 ? z : negative;
+}
 /* f' = 1 if z >= 0 else (1 / sqrt(1 + alpha z^2))^3 */
-static inline FM_T FM_FN(isrlu_grad)(FM_T z, FM_T a, FM_T alpha)
+FM_INLINE FM_T FM_FN(isrlu_grad)(FM_T z, FM_T a, FM_T alpha)
 {
     (void)a;
-    FM_T r = FM_FN(isr_factor)(z, alpha);
-    return z >= 0 ? (FM_T)1 : r * r * r;
+    FM_T negative = FM_FN(isr_cubed)(z, alpha);
+    return z >= 0 ? (FM_T)1 : negative;
 }
 
 /* f(z) = 1 if z > 2; z - z^2/4 if 0 <= z <= 2; z + z^2/4 if -2 <= z < 0; -1 if z < -2
  * (square nonlinearity, Wuraola & Patel 2018), i.e. z - z|z|/4 on [-2, 2] */
-static inline FM_T FM_FN(sqnl)(FM_T z, FM_T alpha)
+FM_INLINE FM_T FM_FN(sqnl)(FM_T z, FM_T alpha)
 {
     (void)alpha;
     FM_T t = z < 0 ? -z : z;
     return z > 2 ? (FM_T)1 : (z < -2 ? (FM_T)-1 : z - (FM_T)0.25 * z * t);
 }
 /* f' = 1 - |z|/2 on [-2, 2], 0 outside */
-static inline FM_T FM_FN(sqnl_grad)(FM_T z, FM_T a, FM_T alpha)
+FM_INLINE FM_T FM_FN(sqnl_grad)(FM_T z, FM_T a, FM_T alpha)
 {
     (void)a; (void)alpha;
     FM_T t = z < 0 ? -z : z;
@@ -184,7 +189,7 @@ static inline FM_T FM_FN(sqnl_grad)(FM_T z, FM_T a, FM_T alpha)
 
 /* f(z) = (sqrt(z^2 + 1) - 1) / 2 + z, with sqrt(z^2 + 1) - 1 = z^2 / (sqrt(z^2 + 1) + 1)
  * (no cancellation near 0) and = |z| - 1 to rounding past FM_BIG */
-static inline FM_T FM_FN(bent_identity)(FM_T z, FM_T alpha)
+FM_INLINE FM_T FM_FN(bent_identity)(FM_T z, FM_T alpha)
 {
     (void)alpha;
     FM_T t = z < 0 ? -z : z;
@@ -193,7 +198,7 @@ static inline FM_T FM_FN(bent_identity)(FM_T z, FM_T alpha)
     return (FM_T)0.5 * bend + z;
 }
 /* f' = z / (2 sqrt(z^2 + 1)) + 1 */
-static inline FM_T FM_FN(bent_identity_grad)(FM_T z, FM_T a, FM_T alpha)
+FM_INLINE FM_T FM_FN(bent_identity_grad)(FM_T z, FM_T a, FM_T alpha)
 {
     (void)a; (void)alpha;
     FM_T zc = z > FM_BIG ? FM_BIG : (z < -FM_BIG ? -FM_BIG : z);
@@ -205,13 +210,13 @@ static inline FM_T FM_FN(bent_identity_grad)(FM_T z, FM_T a, FM_T alpha)
  * The sigmoid form has no cancellation in 1 + tanh(u) for z < 0. */
 #define FM_GELU_C2 ((FM_T)1.5957691216057307117597842397375)  /* 2 sqrt(2/pi) */
 #define FM_GELU_K ((FM_T)0.044715)
-static inline FM_T FM_FN(gelu)(FM_T z, FM_T alpha)
+FM_INLINE FM_T FM_FN(gelu)(FM_T z, FM_T alpha)
 {
     FM_T zc = z > FM_BIG ? FM_BIG : (z < -FM_BIG ? -FM_BIG : z);
     return z * FM_FN(sigmoid)(FM_GELU_C2 * (zc + FM_GELU_K * zc * zc * zc), alpha);
 }
 /* f' = s + z s (1 - s) 2 sqrt(2/pi) (1 + 3 * 0.044715 z^2),  s = sigmoid(2u) */
-static inline FM_T FM_FN(gelu_grad)(FM_T z, FM_T a, FM_T alpha)
+FM_INLINE FM_T FM_FN(gelu_grad)(FM_T z, FM_T a, FM_T alpha)
 {
     (void)a;
     FM_T zc = z > FM_BIG ? FM_BIG : (z < -FM_BIG ? -FM_BIG : z);
@@ -227,13 +232,13 @@ static inline FM_T FM_FN(gelu_grad)(FM_T z, FM_T a, FM_T alpha)
  * cancellation for z < 0. */
 #define FM_RSQRT2 ((FM_T)0.70710678118654752440084436210485)
 #define FM_RSQRT2PI ((FM_T)0.39894228040143267793994605993438)
-static inline FM_T FM_FN(gelu_exact)(FM_T z, FM_T alpha)
+FM_INLINE FM_T FM_FN(gelu_exact)(FM_T z, FM_T alpha)
 {
     (void)alpha;
     return z * ((FM_T)0.5 * FM_ERFC(-FM_RSQRT2 * z));
 }
 /* f' = Phi(z) + z phi(z),  phi(z) = e^(-z^2/2) / sqrt(2 pi) */
-static inline FM_T FM_FN(gelu_exact_grad)(FM_T z, FM_T a, FM_T alpha)
+FM_INLINE FM_T FM_FN(gelu_exact_grad)(FM_T z, FM_T a, FM_T alpha)
 {
     (void)a; (void)alpha;
     FM_T zc = z > FM_BIG ? FM_BIG : (z < -FM_BIG ? -FM_BIG : z);
@@ -245,9 +250,9 @@ static inline FM_T FM_FN(gelu_exact_grad)(FM_T z, FM_T a, FM_T alpha)
 
 /* f(z) = z sigmoid(beta z), beta = alpha   (SiLU, Hendrycks & Gimpel 2016, Elfwing et
  * al. 2018; swish, Ramachandran et al. 2017, where beta = 1 is the usual choice) */
-static inline FM_T FM_FN(silu)(FM_T z, FM_T alpha) { return z * FM_FN(sigmoid)(alpha * z, 0); }
+FM_INLINE FM_T FM_FN(silu)(FM_T z, FM_T alpha) { return z * FM_FN(sigmoid)(alpha * z, 0); }
 /* f' = s (1 + beta z (1 - s)),  s = sigmoid(beta z) */
-static inline FM_T FM_FN(silu_grad)(FM_T z, FM_T a, FM_T alpha)
+FM_INLINE FM_T FM_FN(silu_grad)(FM_T z, FM_T a, FM_T alpha)
 {
     (void)a;
     FM_T s = FM_FN(sigmoid)(alpha * z, 0);
@@ -257,9 +262,9 @@ static inline FM_T FM_FN(silu_grad)(FM_T z, FM_T a, FM_T alpha)
 /* Bipolar ReLU (Eidnes & Noekland 2017): f(z) = max(z, 0) on even units and
  * -max(-z, 0) = min(z, 0) on odd ones.  Below is the even-unit form; the loops
  * apply -f(-z) to odd units (FM_ACTIVATIONS marks it bipolar). */
-static inline FM_T FM_FN(brelu)(FM_T z, FM_T alpha) { return FM_FN(relu)(z, alpha); }
+FM_INLINE FM_T FM_FN(brelu)(FM_T z, FM_T alpha) { return FM_FN(relu)(z, alpha); }
 /* f' = [z > 0] (even units), [z < 0] (odd units) */
-static inline FM_T FM_FN(brelu_grad)(FM_T z, FM_T a, FM_T alpha)
+FM_INLINE FM_T FM_FN(brelu_grad)(FM_T z, FM_T a, FM_T alpha)
 { return FM_FN(relu_grad)(z, a, alpha); }
 
 
