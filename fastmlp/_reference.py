@@ -52,6 +52,16 @@ def _elu_grad(z, a, alpha):
     return np.where(z > 0, z.dtype.type(1), alpha * np.exp(np.minimum(z, 0)))
 
 
+def _selu(z, alpha, out):
+    _elu(z, _SELU_ALPHA, out)
+    np.multiply(out, _SELU_LAMBDA, out=out)
+
+
+def _softplus(z, alpha, out):
+    # max(z, 0) + log1p(e^-|z|): no overflow
+    np.add(np.maximum(z, 0), np.log1p(np.exp(-np.abs(z))), out=out)
+
+
 def _isru(z, alpha):
     return z / np.sqrt(1 + alpha * z * z)
 
@@ -115,9 +125,8 @@ _FORWARD = {
     "leaky_relu": lambda z, alpha, out: np.copyto(out, np.where(z > 0, z, z * out.dtype.type(alpha))),
     "binary_step": lambda z, alpha, out: np.heaviside(z, 1, out=out),
     "elu": _elu,
-    "selu": lambda z, alpha, out: (_elu(z, _SELU_ALPHA, out), np.multiply(out, _SELU_LAMBDA, out=out)),
-    # max(z, 0) + log1p(e^-|z|): no overflow
-    "softplus": lambda z, alpha, out: np.add(np.maximum(z, 0), np.log1p(np.exp(-np.abs(z))), out=out),
+    "selu": _selu,
+    "softplus": _softplus,
     "softsign": lambda z, alpha, out: np.divide(z, 1 + np.abs(z), out=out),
     "arctan": lambda z, alpha, out: np.arctan(z, out=out),
     "asinh": lambda z, alpha, out: np.arcsinh(z, out=out),

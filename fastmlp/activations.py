@@ -4,34 +4,44 @@ Each name is a fused native kernel (value in the forward pass, derivative
 fused into the backward pass) with a NumPy twin.  All are finite with finite
 derivatives for every finite float32 input and map NaN to NaN.
 
-==============  ==============================================  ====================================  =================================
-name            f(z)                                            f'(z)                                 source
-==============  ==============================================  ====================================  =================================
-identity        z                                               1
-binary_step     1 if z >= 0 else 0                              0 (no gradient flows)                 Rosenblatt 1958 (perceptron)
-sigmoid         1 / (1 + e^-z)                                  f (1 - f)
-tanh            tanh z                                          1 - f^2
-relu            max(z, 0)                                       [z > 0]                               Nair & Hinton 2010
-leaky_relu      z if z > 0 else alpha z        (alpha=0.01)     1 if z > 0 else alpha                 Maas et al. 2013
-elu             z if z > 0 else alpha (e^z - 1)  (alpha=1)      1 if z > 0 else alpha e^z             Clevert et al. 2016
-selu            lambda (z if z > 0 else a (e^z - 1)),           lambda if z > 0 else lambda a e^z     Klambauer et al. 2017
-                a = 1.6732632423543772, lambda = 1.0507009873554805
-softplus        log(1 + e^z)                                    sigmoid(z)                            Dugas et al. 2001
-softsign        z / (1 + |z|)                                   1 / (1 + |z|)^2                       Bergstra et al. 2009
-arctan          arctan z                                        1 / (1 + z^2)
-asinh           asinh z = log(z + sqrt(z^2 + 1))                1 / sqrt(1 + z^2)
-isru            z / sqrt(1 + alpha z^2)        (alpha=1)        (1 + alpha z^2)^(-3/2)                Carlile et al. 2017
-isrlu           z if z >= 0 else isru(z)       (alpha=1)        1 if z >= 0 else isru'(z)             Carlile et al. 2017
-sqnl            1 (z > 2), z - z^2/4 (0 <= z <= 2),             1 - |z|/2 on [-2, 2], else 0          Wuraola & Patel 2018
-                z + z^2/4 (-2 <= z < 0), -1 (z < -2)
-bent_identity   (sqrt(z^2 + 1) - 1) / 2 + z                     z / (2 sqrt(z^2 + 1)) + 1
-gelu            z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3))) / 2 (the derivative of that)              Hendrycks & Gimpel 2016
-gelu_exact      z Phi(z), Phi the standard normal CDF           Phi(z) + z phi(z)                     Hendrycks & Gimpel 2016
-silu            z sigmoid(beta z)              (beta=1)         s (1 + beta z (1 - s)),               Elfwing et al. 2018; swish:
-                                                                s = sigmoid(beta z)                   Ramachandran et al. 2017
-brelu           max(z, 0) on even units (columns 0, 2, ...),    [z > 0] even, [z < 0] odd units       Eidnes & Nokland 2017
-                min(z, 0) = -max(-z, 0) on odd ones
-==============  ==============================================  ====================================  =================================
+=============  ==============================================  ===============================
+name           f(z)                                            f'(z)
+=============  ==============================================  ===============================
+identity       z                                               1
+binary_step    1 if z >= 0 else 0                              0 (no gradient flows)
+sigmoid        1 / (1 + e^-z)                                  f (1 - f)
+tanh           tanh z                                          1 - f^2
+relu           max(z, 0)                                       [z > 0]
+leaky_relu     z if z > 0 else alpha z          (alpha=0.01)   1 if z > 0 else alpha
+elu            z if z > 0 else alpha (e^z - 1)  (alpha=1)      1 if z > 0 else alpha e^z
+selu           lambda (z if z > 0 else a (e^z - 1))            lambda (1 if z > 0 else a e^z)
+softplus       log(1 + e^z)                                    sigmoid(z)
+softsign       z / (1 + abs(z))                                1 / (1 + abs(z))^2
+arctan         arctan z                                        1 / (1 + z^2)
+asinh          asinh z = log(z + sqrt(z^2 + 1))                1 / sqrt(1 + z^2)
+isru           z / sqrt(1 + alpha z^2)          (alpha=1)      (1 + alpha z^2)^(-3/2)
+isrlu          z if z >= 0 else isru(z)         (alpha=1)      1 if z >= 0 else isru'(z)
+sqnl           1 (z > 2), z - z^2/4 (0 <= z <= 2),             1 - abs(z)/2 on [-2, 2], else 0
+               z + z^2/4 (-2 <= z < 0), -1 (z < -2)
+bent_identity  (sqrt(z^2 + 1) - 1) / 2 + z                     z / (2 sqrt(z^2 + 1)) + 1
+gelu           z (1 + tanh u) / 2,                             (1 + tanh u) / 2
+               u = sqrt(2/pi) (z + 0.044715 z^3)               + z (1 - tanh^2 u) u' / 2
+gelu_exact     z Phi(z), Phi the standard normal CDF           Phi(z) + z phi(z)
+silu           z sigmoid(beta z)                (beta=1)       s (1 + beta z (1 - s)),
+                                                               s = sigmoid(beta z)
+brelu          max(z, 0) on even units (columns 0, 2, ...),    [z > 0] on even units,
+               min(z, 0) = -max(-z, 0) on odd ones             [z < 0] on odd ones
+=============  ==============================================  ===============================
+
+Sources: perceptron (binary_step), Rosenblatt 1958; relu, Nair & Hinton 2010;
+leaky_relu, Maas et al. 2013; elu, Clevert et al. 2016; selu, Klambauer et al.
+2017 ("Self-Normalizing Neural Networks", eq. 2, with the constants of eq. 14:
+a = 1.6732632423543772, lambda = 1.0507009873554805);
+softplus, Dugas et al. 2001; softsign, Bergstra et al. 2009; isru and isrlu,
+Carlile et al. 2017; sqnl, Wuraola & Patel 2018; gelu and gelu_exact, Hendrycks
+& Gimpel 2016; silu, Elfwing et al. 2018 (swish: Ramachandran et al. 2017);
+brelu, Eidnes & Nokland 2017 ("Shifting Mean Activation Towards Zero with
+Bipolar Activation Functions").
 
 ``None`` and ``"linear"`` mean identity; ``"swish"`` means ``"silu"``.
 ``"gelu"`` is the tanh approximation (as in BERT and GPT-2; PyTorch's

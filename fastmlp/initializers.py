@@ -2,23 +2,29 @@
 
 A weight matrix W of shape (fan_in, fan_out) is drawn from one of:
 
-===============  =============================================  ==================================
-name             distribution of each W[i, j]                   source
-===============  =============================================  ==================================
-zeros            0
-constant(value)  value                             (value=0)
-normal(std)      N(0, std^2)                       (std=0.05)
-uniform(a)       U(-a, a)                          (a=0.05)
-xavier_normal    N(0, 2 / (fan_in + fan_out))                   Glorot & Bengio 2010
-xavier_uniform   U(-l, l), l = sqrt(6 / (fan_in + fan_out))     Glorot & Bengio 2010
-he_normal        N(0, 2 / fan_in)                               He et al. 2015
-he_uniform       U(-l, l), l = sqrt(6 / fan_in)                 He et al. 2015
-lecun_normal     N(0, 1 / fan_in)                               LeCun et al. 1998 (Efficient BackProp)
-lecun_uniform    U(-l, l), l = sqrt(3 / fan_in)                 LeCun et al. 1998
-orthogonal(gain) gain Q, Q with orthonormal columns (fan_in >=  Saxe et al. 2014
-                 fan_out: W^T W = gain^2 I) or rows (W W^T =
-                 gain^2 I), drawn uniformly (Haar)   (gain=1)
-===============  =============================================  ==================================
+=================  ===========================================  ====================
+name               distribution of each W[i, j]                 source
+=================  ===========================================  ====================
+zeros              0
+constant(value)    value                        (value=0)
+normal(std)        N(0, std^2)                  (std=0.05)
+uniform(a)         U(-a, a)                     (a=0.05)
+xavier_normal      N(0, 2 / (fan_in + fan_out))                 Glorot & Bengio 2010
+xavier_uniform     U(-l, l), l = sqrt(6 / (fan_in + fan_out))   Glorot & Bengio 2010
+he_normal          N(0, 2 / fan_in)                             He et al. 2015
+he_uniform         U(-l, l), l = sqrt(6 / fan_in)               He et al. 2015
+lecun_normal       N(0, 1 / fan_in)                             LeCun et al. 1998
+lecun_uniform      U(-l, l), l = sqrt(3 / fan_in)               LeCun et al. 1998
+orthogonal(gain)   gain Q, Q with orthonormal columns           Saxe et al. 2014
+                   (fan_in >= fan_out: W^T W = gain^2 I) or
+                   rows (W W^T = gain^2 I), drawn uniformly
+                   (Haar)                       (gain=1)
+=================  ===========================================  ====================
+
+Sources: Glorot & Bengio 2010, "Understanding the difficulty of training deep
+feedforward neural networks"; He et al. 2015, "Delving Deep into Rectifiers";
+LeCun et al. 1998, "Efficient BackProp"; Saxe et al. 2014, "Exact solutions to
+the nonlinear dynamics of learning in deep linear neural networks".
 
 Each uniform variant has the variance of its normal one: U(-l, l) has
 variance l^2 / 3.  ``glorot_normal`` and ``glorot_uniform`` are aliases of the
