@@ -9,7 +9,8 @@ baseline they are benchmarked against (``backend="numpy"``).
 import numpy as np
 
 __all__ = [
-    "ACTIVATIONS", "activation_code", "activation_forward", "activation_backward", "dropout",
+    "ACTIVATIONS", "DEFAULT_ALPHA", "activation_code", "activation_alpha",
+    "activation_forward", "activation_backward", "dropout",
     "dense_forward", "dense_backward", "softmax_cross_entropy", "mean_squared_error",
     "softmax", "sgd_update", "adam_update", "adamw_update", "adagrad_update", "rmsprop_update",
     "nadam_update", "max_norm_constraint", "Plan",
@@ -17,6 +18,18 @@ __all__ = [
 
 
 # ---- activations: f(z, alpha) and f'(z, a, alpha) with a = f(z) ----------------
+# z and out are 2-D (rows, units); out may be z.  The formulas and their sources
+# are in fastmlp/activations.py and csrc/fm_activations_impl.h.
+
+_SELU_ALPHA = 1.6732632423543772848170429916717   # Klambauer et al. 2017
+_SELU_LAMBDA = 1.0507009873554804934193349852946
+_GELU_C2 = 1.5957691216057307117597842397375      # 2 sqrt(2/pi)
+_GELU_K = 0.044715
+_RSQRT_2PI = 0.39894228040143267793994605993438   # 1 / sqrt(2 pi)
+# past this |z|, gelu's sigmoid is exactly 0 or 1 in float32 and float64 (and z^3
+# does not overflow float32)
+_GELU_CLIP = 1e4
+
 
 def _sigmoid(z, alpha, out):
     # 1 / (1 + e^-z) through e^-|z|, so no overflow; the mask is taken before
@@ -28,12 +41,104 @@ def _sigmoid(z, alpha, out):
     return out
 
 
+def _sigmoid_of(z):
+    return _sigmoid(z, 0.0, np.empty_like(z))
+
+
+def _elu(z, alpha, out):
+    np.copyto(out, np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0))))
+
+
+def _elu_grad(z, a, alpha):
+    return np.where(z > 0, z.dtype.type(1), alpha * np.exp(np.minimum(z, 0)))
+
+
+def _selu(z, alpha, out):
+    _elu(z, _SELU_ALPHA, out)
+    np.multiply(out, _SELU_LAMBDA, out=out)
+
+
+def _softplus(z, alpha, out):
+    # max(z, 0) + log1p(e^-|z|): no overflow
+    np.add(np.maximum(z, 0), np.log1p(np.exp(-np.abs(z))), out=out)
+
+
+def _isru(z, alpha):
+    return z / np.sqrt(1 + alpha * z * z)
+
+
+def _isru_grad(z, alpha):
+    return (1 / np.sqrt(1 + alpha * z * z)) ** 3
+
+
+def _sqnl(z, alpha, out):
+    np.copyto(out, np.where(z > 2, 1, np.where(z < -2, -1, z - z * np.abs(z) / 4)))
+
+
+def _gelu_s(z):
+    """(sigmoid(2u), z clipped), u = sqrt(2/pi) (z + 0.044715 z^3)."""
+    zc = np.clip(z, -_GELU_CLIP, _GELU_CLIP)
+    return _sigmoid_of(_GELU_C2 * (zc + _GELU_K * zc ** 3)), zc
+
+
+def _gelu(z, alpha, out):
+    # 0.5 z (1 + tanh u) = z sigmoid(2u), which does not cancel for z < 0
+    s, _ = _gelu_s(z)
+    np.multiply(z, s, out=out)
+
+
+def _gelu_grad(z, a, alpha):
+    s, zc = _gelu_s(z)
+    return s + zc * s * (1 - s) * _GELU_C2 * (1 + 3 * _GELU_K * zc * zc)
+
+
+def _ndtr(z):
+    from scipy.special import ndtr  # the standard normal CDF, accurate in both tails
+    return ndtr(z)
+
+
+def _silu(z, alpha, out):
+    np.multiply(z, _sigmoid_of(alpha * z), out=out)
+
+
+def _silu_grad(z, a, alpha):
+    s = _sigmoid_of(alpha * z)
+    return s * (1 + alpha * z * (1 - s))
+
+
+def _brelu(z, alpha, out):
+    # even units max(z, 0), odd units -max(-z, 0) = min(z, 0)
+    np.maximum(z[:, 0::2], 0, out=out[:, 0::2])
+    np.minimum(z[:, 1::2], 0, out=out[:, 1::2])
+
+
+def _brelu_grad(z, a, alpha):
+    d = z > 0
+    d[:, 1::2] = z[:, 1::2] < 0
+    return d
+
+
 _FORWARD = {
     "identity": lambda z, alpha, out: np.copyto(out, z),
     "sigmoid": _sigmoid,
     "tanh": lambda z, alpha, out: np.tanh(z, out=out),
     "relu": lambda z, alpha, out: np.maximum(z, 0, out=out),
     "leaky_relu": lambda z, alpha, out: np.copyto(out, np.where(z > 0, z, z * out.dtype.type(alpha))),
+    "binary_step": lambda z, alpha, out: np.heaviside(z, 1, out=out),
+    "elu": _elu,
+    "selu": _selu,
+    "softplus": _softplus,
+    "softsign": lambda z, alpha, out: np.divide(z, 1 + np.abs(z), out=out),
+    "arctan": lambda z, alpha, out: np.arctan(z, out=out),
+    "asinh": lambda z, alpha, out: np.arcsinh(z, out=out),
+    "isru": lambda z, alpha, out: np.copyto(out, _isru(z, alpha)),
+    "isrlu": lambda z, alpha, out: np.copyto(out, np.where(z >= 0, z, _isru(z, alpha))),
+    "sqnl": _sqnl,
+    "bent_identity": lambda z, alpha, out: np.copyto(out, (np.hypot(z, 1) - 1) / 2 + z),
+    "gelu": _gelu,
+    "gelu_exact": lambda z, alpha, out: np.multiply(z, _ndtr(z), out=out),
+    "silu": _silu,
+    "brelu": _brelu,
 }
 
 _DERIVATIVE = {
@@ -42,9 +147,29 @@ _DERIVATIVE = {
     "tanh": lambda z, a, alpha: 1 - a * a,
     "relu": lambda z, a, alpha: z > 0,
     "leaky_relu": lambda z, a, alpha: np.where(z > 0, 1, a.dtype.type(alpha)).astype(a.dtype),
+    "binary_step": lambda z, a, alpha: np.zeros_like(z),
+    "elu": _elu_grad,
+    "selu": lambda z, a, alpha: _SELU_LAMBDA * _elu_grad(z, a, _SELU_ALPHA),
+    "softplus": lambda z, a, alpha: _sigmoid_of(z),
+    "softsign": lambda z, a, alpha: 1 / (1 + np.abs(z)) ** 2,
+    "arctan": lambda z, a, alpha: 1 / (1 + z * z),
+    "asinh": lambda z, a, alpha: 1 / np.hypot(z, 1),
+    "isru": lambda z, a, alpha: _isru_grad(z, alpha),
+    "isrlu": lambda z, a, alpha: np.where(z >= 0, z.dtype.type(1), _isru_grad(z, alpha)),
+    "sqnl": lambda z, a, alpha: np.where(np.abs(z) > 2, 0, 1 - np.abs(z) / 2),
+    "bent_identity": lambda z, a, alpha: z / (2 * np.hypot(z, 1)) + 1,
+    "gelu": _gelu_grad,
+    "gelu_exact": lambda z, a, alpha: _ndtr(z) + z * _RSQRT_2PI * np.exp(-0.5 * z * z),
+    "silu": _silu_grad,
+    "brelu": _brelu_grad,
 }
 
 ACTIVATIONS = tuple(_FORWARD)
+assert tuple(_DERIVATIVE) == ACTIVATIONS
+
+# the default of each activation's parameter (0.0 where it has none)
+DEFAULT_ALPHA = dict.fromkeys(ACTIVATIONS, 0.0)
+DEFAULT_ALPHA.update({"leaky_relu": 0.01, "elu": 1.0, "isru": 1.0, "isrlu": 1.0, "silu": 1.0})
 
 
 def activation_code(name):
@@ -54,21 +179,27 @@ def activation_code(name):
     return ACTIVATIONS.index(name)
 
 
+def activation_alpha(name, alpha):
+    """`alpha`, or the default parameter of activation `name` when alpha is None."""
+    activation_code(name)
+    return DEFAULT_ALPHA[name] if alpha is None else float(alpha)
+
+
 def _check(name, a, shape):
     if a.shape != tuple(shape):
         raise ValueError(f"{name} has shape {a.shape}, expected {tuple(shape)}")
 
 
-def activation_forward(Z, activation, out, alpha=0.01):
-    """out = f(Z) elementwise."""
-    activation_code(activation)
+def activation_forward(Z, activation, out, alpha=None):
+    """out = f(Z) elementwise (alpha None: the activation's default parameter)."""
+    alpha = activation_alpha(activation, alpha)
     _check("out", out, Z.shape)
     _FORWARD[activation](Z, alpha, out)
 
 
-def activation_backward(Z, A, dA, activation, out, alpha=0.01):
+def activation_backward(Z, A, dA, activation, out, alpha=None):
     """out = dA * f'(Z) elementwise, where A = f(Z)."""
-    activation_code(activation)
+    alpha = activation_alpha(activation, alpha)
     for name, M in (("A", A), ("dA", dA), ("out", out)):
         _check(name, M, Z.shape)
     np.multiply(dA, _DERIVATIVE[activation](Z, A, alpha), out=out)
@@ -121,9 +252,9 @@ def dropout(X, out, p, seed, layer, step):
 
 # ---- dense layer ---------------------------------------------------------------
 
-def dense_forward(X, W, b, activation, Z, A, alpha=0.01):
+def dense_forward(X, W, b, activation, Z, A, alpha=None):
     """Z = X W + b and A = f(Z) (A may be Z)."""
-    activation_code(activation)
+    alpha = activation_alpha(activation, alpha)
     n_in, n_out = W.shape
     _check("X", X, (X.shape[0], n_in))
     _check("b", b, (n_out,))
@@ -134,9 +265,9 @@ def dense_forward(X, W, b, activation, Z, A, alpha=0.01):
     _FORWARD[activation](Z, alpha, A)
 
 
-def dense_backward(X, W, Z, A, dA, activation, dZ, dW, db, dX, alpha=0.01):
+def dense_backward(X, W, Z, A, dA, activation, dZ, dW, db, dX, alpha=None):
     """dZ = dA * f'(Z), dW = X^T dZ, db = sum_rows dZ, dX = dZ W^T (dX None: skipped)."""
-    activation_code(activation)
+    alpha = activation_alpha(activation, alpha)
     n, (n_in, n_out) = X.shape[0], W.shape
     _check("X", X, (n, n_in))
     for name, M in (("Z", Z), ("A", A), ("dA", dA), ("dZ", dZ)):

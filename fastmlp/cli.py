@@ -203,8 +203,7 @@ def train(args):
     layers = [fm.Dense(units, activation=args.activation) for units in args.hidden]
     layers.append(fm.Dense(n_out))
     model = fm.Sequential(layers, input_dim=X.shape[1], dtype=args.dtype, seed=args.seed)
-    optimizer = fm.Adam(lr=args.lr) if args.optimizer == "adam" else fm.SGD(lr=args.lr,
-                                                                           momentum=0.9)
+    optimizer = _make_optimizer(args.optimizer, args.lr)
     if task == "classification":
         model.compile(loss="softmax_cross_entropy", optimizer=optimizer, metrics=["accuracy"])
     else:
@@ -329,7 +328,7 @@ def build_parser():
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 1e-3)")
-    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    p.add_argument("--optimizer", choices=_OPTIMIZERS, default="adam")
     p.add_argument("--task", choices=("auto", "classification", "regression"), default="auto",
                    help="auto: classification for text labels or at most 50 distinct "
                         "integers, regression otherwise")
@@ -374,6 +373,19 @@ def _check_args(args):
             parser.error("--validation-split must be in [0, 1)")
         if not args.lr > 0:
             parser.error("--lr must be > 0")
+
+
+_OPTIMIZERS = ("adagrad", "adam", "adamw", "nadam", "rmsprop", "sgd")
+
+
+def _make_optimizer(name, lr):
+    """--optimizer NAME with --lr (SGD gets momentum 0.9)."""
+    import fastmlp as fm
+
+    if name == "sgd":
+        return fm.SGD(lr=lr, momentum=0.9)
+    return {"adagrad": fm.Adagrad, "adam": fm.Adam, "adamw": fm.AdamW, "nadam": fm.Nadam,
+            "rmsprop": fm.RMSprop}[name](lr=lr)
 
 
 def main(argv=None):

@@ -9,7 +9,7 @@ import dataclasses
 import math
 
 from . import activations as _activations
-from .initializers import INITIALIZERS, default_for
+from . import initializers as _initializers
 
 __all__ = ["Layer", "Dense", "Dropout", "LAYERS", "layer_config", "layer_from_config"]
 
@@ -83,9 +83,11 @@ class Dense(Layer):
     activation : str, Activation or None
         See :mod:`fastmlp.activations`; None is identity (use it for the last
         layer under softmax cross-entropy, which works on logits).
-    init : str or None
-        Weight initializer (:mod:`fastmlp.initializers`); None picks He for the
-        ReLU family and Xavier/Glorot otherwise.  Biases start at zero.
+    init : str, Initializer or None
+        Weight initializer (:mod:`fastmlp.initializers`), by name or with its
+        parameters (``fm.initializers.normal(std=0.01)``); None picks He for
+        the ReLU family, LeCun normal for selu and Xavier/Glorot otherwise
+        (:func:`fastmlp.initializers.default_for`).  Biases start at zero.
 
     Shape
     -----
@@ -98,20 +100,26 @@ class Dense(Layer):
         self.units = units
         self.activation = _activations.get(activation)
         if init is None:
-            init = default_for(self.activation.name)
-        if init not in INITIALIZERS:
-            raise ValueError(f"unknown initializer {init!r}; choose from {', '.join(INITIALIZERS)}")
-        self.init = init
+            init = _initializers.default_for(self.activation.name)
+        self.init = _initializers.get(init)
 
     def get_config(self):
+        init = (self.init.name if not self.init.params
+                else {"name": self.init.name, "params": dict(self.init.params)})
         return {"units": self.units, "activation": activation_config(self.activation),
-                "init": self.init}
+                "init": init}
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
         if isinstance(config.get("activation"), dict):
             config["activation"] = activation_from_config(config["activation"])
+        init = config.get("init")
+        if isinstance(init, dict):  # a parametrized initializer, checked by its factory
+            if set(init) != {"name", "params"} or not isinstance(init["params"], dict):
+                raise ValueError(f"bad initializer configuration {str(init)[:100]}")
+            config["init"] = _initializers.get(
+                _initializers.Initializer(str(init["name"]), tuple(init["params"].items())))
         return cls(**config)
 
     def __repr__(self):

@@ -114,4 +114,4 @@ cdef inline void activation_backward_rows(const floating *z, const floating *a, 
                                           double alpha) noexcept nogil:
     """d[r0:r1] *= f'(z[r0:r1])  (chain rule through the activation, in place)."""
     activation_backward(act, alpha, z + r0 * cols, a + r0 * cols, d + r0 * cols,
-                        d + r0 * cols, (r1 - r0) * cols)
+                        d + r0 * cols, r1 - r0, cols)

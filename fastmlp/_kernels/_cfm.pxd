@@ -21,17 +21,21 @@ cdef extern from "fm_kernels.h" nogil:
 
     int FM_N_ACTIVATIONS
     const char *fm_activation_name(int code)
+    double fm_activation_default_alpha(int code)
 
     void fm_bias_activation_f32(int act, float alpha, float *z, float *a, const float *b,
                                 Py_ssize_t rows, Py_ssize_t cols)
     void fm_bias_activation_f64(int act, double alpha, double *z, double *a, const double *b,
                                 Py_ssize_t rows, Py_ssize_t cols)
-    void fm_activation_forward_f32(int act, float alpha, const float *z, float *a, Py_ssize_t n)
-    void fm_activation_forward_f64(int act, double alpha, const double *z, double *a, Py_ssize_t n)
+    void fm_activation_forward_f32(int act, float alpha, const float *z, float *a,
+                                   Py_ssize_t rows, Py_ssize_t cols)
+    void fm_activation_forward_f64(int act, double alpha, const double *z, double *a,
+                                   Py_ssize_t rows, Py_ssize_t cols)
     void fm_activation_backward_f32(int act, float alpha, const float *z, const float *a,
-                                    const float *da, float *dz, Py_ssize_t n)
+                                    const float *da, float *dz, Py_ssize_t rows, Py_ssize_t cols)
     void fm_activation_backward_f64(int act, double alpha, const double *z, const double *a,
-                                    const double *da, double *dz, Py_ssize_t n)
+                                    const double *da, double *dz, Py_ssize_t rows,
+                                    Py_ssize_t cols)
     void fm_column_sums_f32(const float *dz, float *db, Py_ssize_t rows, Py_ssize_t cols,
                             Py_ssize_t c0, Py_ssize_t c1)
     void fm_column_sums_f64(const double *dz, double *db, Py_ssize_t rows, Py_ssize_t cols,
@@ -120,23 +124,23 @@ cdef inline void dropout_rows(const floating *inp, floating *out, Py_ssize_t r0,
                             1.0 / (1.0 - p))
 
 
-# a = f(z)
+# a = f(z) on a (rows, cols) block (the column matters to bipolar activations)
 cdef inline void activation_forward(int act, double alpha, const floating *z, floating *a,
-                                    Py_ssize_t n) noexcept nogil:
+                                    Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
     if floating is float:
-        fm_activation_forward_f32(act, <float>alpha, z, a, n)
+        fm_activation_forward_f32(act, <float>alpha, z, a, rows, cols)
     else:
-        fm_activation_forward_f64(act, alpha, z, a, n)
+        fm_activation_forward_f64(act, alpha, z, a, rows, cols)
 
 
-# dz = da * f'(z)
+# dz = da * f'(z) on a (rows, cols) block
 cdef inline void activation_backward(int act, double alpha, const floating *z,
                                      const floating *a, const floating *da, floating *dz,
-                                     Py_ssize_t n) noexcept nogil:
+                                     Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
     if floating is float:
-        fm_activation_backward_f32(act, <float>alpha, z, a, da, dz, n)
+        fm_activation_backward_f32(act, <float>alpha, z, a, da, dz, rows, cols)
     else:
-        fm_activation_backward_f64(act, alpha, z, a, da, dz, n)
+        fm_activation_backward_f64(act, alpha, z, a, da, dz, rows, cols)
 
 
 # db[c0:c1] = sum over rows of dz[:, c0:c1]
