@@ -218,7 +218,8 @@ def multiclass_hinge(Z, y, grad, sample_weight=None):
     others[rows, y] = -np.inf
     j = others.argmax(axis=1)
     margin = 1.0 + Z[rows, j].astype(np.float64) - Z[rows, y]
-    per_row = np.maximum(margin, 0.0)
+    # a score that is not finite makes the loss NaN (a diverged model must not look healthy)
+    per_row = np.where(np.isfinite(Z).all(axis=1), np.maximum(margin, 0.0), np.nan)
     grad[...] = 0
     active = margin > 0
     grad[rows[active], j[active]] = 1
