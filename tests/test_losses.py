@@ -592,6 +592,22 @@ def test_binary_cross_entropy_keeps_tiny_losses(backend, dtype_name, z_max, rtol
         np.testing.assert_allclose(loss, expected, rtol=rtol, err_msg=f"z = {Z[i, 0]}")
 
 
+@pytest.mark.parametrize("dtype_name, low, rtol", [("float64", -300, 2e-15), ("float32", -37, 5e-7)])
+def test_kl_divergence_entropy_term_accuracy(backend, dtype_name, low, rtol):
+    # with one output, softmax(z) = 1 and the loss is t log t alone (the native
+    # kernel's vectorized log is checked here over the whole normal range)
+    k = kernels(backend)
+    t = np.logspace(low, 0, 201)[:-1].astype(dtype_name)
+    T = t[:, None].copy()
+    Z = np.zeros_like(T)
+    for i in range(0, len(t), 3):
+        w = np.zeros(len(t), dtype=dtype_name)
+        w[i] = len(t)   # the mean then is row i's loss
+        loss, _ = run_loss(k, "kl_divergence", Z, T, w=w)
+        expected = float(t[i]) * np.log(float(t[i]))
+        np.testing.assert_allclose(loss, expected, rtol=rtol, err_msg=f"t = {t[i]}")
+
+
 def test_poisson_range(backend, dtype):
     k = kernels(backend)
     Z = np.array([[-1e4, 0.0, 80.0]], dtype=dtype)
