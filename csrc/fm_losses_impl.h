@@ -23,12 +23,25 @@
  * n (a loss per sample) or n k (per output, see fm_loss_per_output).
  */
 
+/* Each row kernel is compiled per instruction set (FM_HOT), with its helpers
+ * (and the fm_math.h functions they call) inlined into every clone.  One
+ * clone holding all the losses grew too big for GCC's inliner: it called
+ * fm_expf out of line, or outlined a whole loss for baseline x86-64, and ran
+ * 3-10x slower. */
+#ifndef FM_LOSS_INLINE
+#if defined(__GNUC__)
+#define FM_LOSS_INLINE static inline __attribute__((always_inline))
+#else
+#define FM_LOSS_INLINE static inline
+#endif
+#endif
+
 /* log(1 + x) for x in [-0.3, 1], branch-free so the loops that call it vectorize
  * (libm's log1p is a scalar call).  log(1 + x) = 2 atanh(s), s = x / (2 + x) in
  * [-0.18, 1/3], with atanh(s) = s sum_i s^(2i) / (2i + 1) cut after m terms: the
  * relative remainder is below (1/9)^m / (2m + 1) / (1 - 1/9), 2e-9 for float
  * (m = 8) and 2e-17 for double (m = 16).  Accurate for tiny x too (s ~ x / 2). */
-static inline FM_T FM_FN(log1p_unit)(FM_T x)
+FM_LOSS_INLINE FM_T FM_FN(log1p_unit)(FM_T x)
 {
     FM_T s = x / ((FM_T)2 + x), s2 = s * s, p;
 #define FM_H(c) p = p * s2 + (FM_T)(1.0 / (c));
@@ -47,7 +60,7 @@ static inline FM_T FM_FN(log1p_unit)(FM_T x)
 /* log(x) for finite x > 0 (subnormals flushed), branch-free: x = m 2^k with m
  * in [sqrt(1/2), sqrt(2)) taken from the bits, log x = k ln2 + log1p(m - 1)
  * (m - 1 in [-0.3, 0.42], where log1p_unit's series converges faster still). */
-static inline FM_T FM_FN(log_pos)(FM_T x)
+FM_LOSS_INLINE FM_T FM_FN(log_pos)(FM_T x)
 {
     if (sizeof(FM_T) == sizeof(float)) {
         float xf = (float)x, m;
@@ -81,14 +94,14 @@ static inline FM_T FM_FN(log_pos)(FM_T x)
 #define FM_GROUP_ELEMENTS 2048
 #define FM_GROUP_ROWS 256
 
-static inline ptrdiff_t FM_FN(group_rows)(ptrdiff_t cols)
+FM_LOSS_INLINE ptrdiff_t FM_FN(group_rows)(ptrdiff_t cols)
 {
     ptrdiff_t n = FM_GROUP_ELEMENTS / cols;
     return n < 1 ? 1 : (n > FM_GROUP_ROWS ? FM_GROUP_ROWS : n);
 }
 
 /* g = z - max_c z_c on one row (g may alias z) */
-static inline void FM_FN(shift_by_max)(const FM_T *zr, FM_T *gr, ptrdiff_t cols)
+FM_LOSS_INLINE void FM_FN(shift_by_max)(const FM_T *zr, FM_T *gr, ptrdiff_t cols)
 {
     FM_T m = zr[0];
     if (cols >= 64) {  /* vectorized (a NaN may be skipped here, but not below) */
@@ -103,7 +116,7 @@ static inline void FM_FN(shift_by_max)(const FM_T *zr, FM_T *gr, ptrdiff_t cols)
 /* g = e^g on the nr rows of a group, and sums[i] = sum_c e^g_ic in double.
  * Rows that fill vectors take one fused pass each; narrower ones one flat
  * exponential pass over the group, then a sum per row. */
-static inline void FM_FN(exp_rows)(FM_T *g, ptrdiff_t nr, ptrdiff_t cols, double *sums)
+FM_LOSS_INLINE void FM_FN(exp_rows)(FM_T *g, ptrdiff_t nr, ptrdiff_t cols, double *sums)
 {
     if (cols >= 64) {
         for (ptrdiff_t i = 0; i < nr; i++) {
@@ -136,7 +149,7 @@ static inline void FM_FN(exp_rows)(FM_T *g, ptrdiff_t nr, ptrdiff_t cols, double
  *   loss_r = log s - (z_y - m)          (= logsumexp(z) - z_y, never overflows)
  *   g_rc   = scale * w_r (e^(z_c - m) / s - [c == y])
  */
-static inline double FM_FN(softmax_xent_labels)(const FM_T *z, const int64_t *y, const FM_T *w,
+FM_LOSS_INLINE double FM_FN(softmax_xent_labels)(const FM_T *z, const int64_t *y, const FM_T *w,
                                                 FM_T *g, ptrdiff_t rows, ptrdiff_t cols,
                                                 FM_T scale)
 {
@@ -174,7 +187,7 @@ static inline double FM_FN(softmax_xent_labels)(const FM_T *z, const int64_t *y,
  * Kullback-Leibler divergence KL(t || p) = sum_c t_c (log t_c - log p_c),
  * whose gradient is the same.  t must not alias g.
  */
-static inline double FM_FN(softmax_xent_targets)(const FM_T *z, const FM_T *t, const FM_T *w,
+FM_LOSS_INLINE double FM_FN(softmax_xent_targets)(const FM_T *z, const FM_T *t, const FM_T *w,
                                                  FM_T *g, ptrdiff_t rows, ptrdiff_t cols,
                                                  FM_T scale, int negent)
 {
@@ -222,7 +235,7 @@ static inline double FM_FN(softmax_xent_targets)(const FM_T *z, const FM_T *t, c
 }
 
 /* softmax cross-entropy: labels when y is given, else targets t */
-static inline double FM_FN(softmax_cross_entropy_rows)(const FM_T *z, const int64_t *y,
+static FM_HOT double FM_FN(softmax_cross_entropy_rows)(const FM_T *z, const int64_t *y,
                                                        const FM_T *t, const FM_T *w, FM_T *g,
                                                        ptrdiff_t rows, ptrdiff_t cols,
                                                        FM_T scale, FM_T param)
@@ -233,7 +246,7 @@ static inline double FM_FN(softmax_cross_entropy_rows)(const FM_T *z, const int6
 }
 
 /* KL(t || softmax(z)) on logits, targets t >= 0 (see softmax_xent_targets) */
-static inline double FM_FN(kl_divergence_rows)(const FM_T *z, const int64_t *y, const FM_T *t,
+static FM_HOT double FM_FN(kl_divergence_rows)(const FM_T *z, const int64_t *y, const FM_T *t,
                                                const FM_T *w, FM_T *g, ptrdiff_t rows,
                                                ptrdiff_t cols, FM_T scale, FM_T param)
 {
@@ -249,7 +262,7 @@ static inline double FM_FN(kl_divergence_rows)(const FM_T *z, const int64_t *y, 
  * A NaN or infinite score makes the row's loss NaN (the comparisons above
  * would otherwise skip it).
  */
-static inline double FM_FN(hinge_rows)(const FM_T *z, const int64_t *y, const FM_T *t,
+static FM_HOT double FM_FN(hinge_rows)(const FM_T *z, const int64_t *y, const FM_T *t,
                                        const FM_T *w, FM_T *g, ptrdiff_t rows, ptrdiff_t cols,
                                        FM_T scale, FM_T param)
 {
@@ -322,7 +335,7 @@ static inline double FM_FN(hinge_rows)(const FM_T *z, const int64_t *y, const FM
     return total;
 
 /* squared error, 1/2 convention: loss = (z - t)^2 / 2, g = sw (z - t) */
-static inline double FM_FN(mse_rows)(const FM_T *z, const int64_t *y, const FM_T *t,
+static FM_HOT double FM_FN(mse_rows)(const FM_T *z, const int64_t *y, const FM_T *t,
                                      const FM_T *w, FM_T *g, ptrdiff_t rows, ptrdiff_t cols,
                                      FM_T scale, FM_T param)
 {
@@ -335,7 +348,7 @@ static inline double FM_FN(mse_rows)(const FM_T *z, const int64_t *y, const FM_T
 }
 
 /* absolute error: loss = |z - t|, g = sw sign(z - t) (0 at z = t) */
-static inline double FM_FN(mae_rows)(const FM_T *z, const int64_t *y, const FM_T *t,
+static FM_HOT double FM_FN(mae_rows)(const FM_T *z, const int64_t *y, const FM_T *t,
                                      const FM_T *w, FM_T *g, ptrdiff_t rows, ptrdiff_t cols,
                                      FM_T scale, FM_T param)
 {
@@ -349,7 +362,7 @@ static inline double FM_FN(mae_rows)(const FM_T *z, const int64_t *y, const FM_T
 
 /* absolute percentage error with epsilon = param > 0:
  *   loss = 100 |z - t| / max(|t|, epsilon),  g = sw 100 sign(z - t) / max(|t|, epsilon) */
-static inline double FM_FN(mape_rows)(const FM_T *z, const int64_t *y, const FM_T *t,
+static FM_HOT double FM_FN(mape_rows)(const FM_T *z, const int64_t *y, const FM_T *t,
                                       const FM_T *w, FM_T *g, ptrdiff_t rows, ptrdiff_t cols,
                                       FM_T scale, FM_T param)
 {
@@ -366,7 +379,7 @@ static inline double FM_FN(mape_rows)(const FM_T *z, const int64_t *y, const FM_
 /* Huber (1964) with delta = param > 0, d = z - t:
  *   loss = d^2 / 2 if |d| <= delta else delta (|d| - delta / 2)
  *   g    = sw clip(d, -delta, delta) */
-static inline double FM_FN(huber_rows)(const FM_T *z, const int64_t *y, const FM_T *t,
+static FM_HOT double FM_FN(huber_rows)(const FM_T *z, const int64_t *y, const FM_T *t,
                                        const FM_T *w, FM_T *g, ptrdiff_t rows, ptrdiff_t cols,
                                        FM_T scale, FM_T param)
 {
@@ -385,7 +398,7 @@ static inline double FM_FN(huber_rows)(const FM_T *z, const int64_t *y, const FM
  * Only e^-|z| <= 1 is ever formed, so no input overflows; the exact part
  * max(z, 0) - t z is summed apart from the log1p term, which keeps tiny
  * losses of confident, correct outputs. */
-static inline double FM_FN(binary_cross_entropy_rows)(const FM_T *z, const int64_t *y,
+static FM_HOT double FM_FN(binary_cross_entropy_rows)(const FM_T *z, const int64_t *y,
                                                       const FM_T *t, const FM_T *w, FM_T *g,
                                                       ptrdiff_t rows, ptrdiff_t cols,
                                                       FM_T scale, FM_T param)
@@ -404,7 +417,7 @@ static inline double FM_FN(binary_cross_entropy_rows)(const FM_T *z, const int64
  * PoissonNLLLoss(log_input=True, full=False)):
  *   loss = e^z - t z   (log t! dropped: it does not depend on z),  g = sw (e^z - t)
  * e^z overflows (inf loss) for z above ~88 in float32, ~709 in float64. */
-static inline double FM_FN(poisson_rows)(const FM_T *z, const int64_t *y, const FM_T *t,
+static FM_HOT double FM_FN(poisson_rows)(const FM_T *z, const int64_t *y, const FM_T *t,
                                          const FM_T *w, FM_T *g, ptrdiff_t rows,
                                          ptrdiff_t cols, FM_T scale, FM_T param)
 {
@@ -421,7 +434,7 @@ static inline double FM_FN(poisson_rows)(const FM_T *z, const int64_t *y, const 
 /* ---- dispatch ------------------------------------------------------------ */
 
 /* The row kernel of loss `kind` (see the top of this file); NaN for an unknown kind. */
-static FM_HOT double FM_FN(loss_rows)(int kind, FM_T param, const FM_T *z, const int64_t *y,
+static double FM_FN(loss_rows)(int kind, FM_T param, const FM_T *z, const int64_t *y,
                                       const FM_T *t, const FM_T *w, FM_T *g, ptrdiff_t rows,
                                       ptrdiff_t cols, FM_T scale)
 {
