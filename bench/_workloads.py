@@ -58,6 +58,63 @@ def softmax_cross_entropy_oracle(Z, y):
     return loss, grad / n
 
 
+def loss_inputs(name, rows, k, seed=4):
+    """Outputs Z (rows, k) and targets of the kind loss `name` takes, float32."""
+    rng = np.random.default_rng(seed)
+    Z = (3.0 * rng.standard_normal((rows, k))).astype(DTYPE)
+    if name == "hinge":
+        return Z, rng.integers(0, k, rows, dtype=np.int64)
+    if name in ("softmax_cross_entropy", "kl_divergence"):   # soft targets
+        T = rng.random((rows, k)) + 0.05
+        return Z, (T / T.sum(axis=1, keepdims=True)).astype(DTYPE)
+    if name == "binary_cross_entropy":
+        return Z, (rng.random((rows, k)) < 0.3).astype(DTYPE)
+    if name == "poisson":
+        return (Z / 3).astype(DTYPE), rng.poisson(2.0, (rows, k)).astype(DTYPE)
+    return Z, (Z + rng.standard_normal((rows, k))).astype(DTYPE)
+
+
+LOSS_PARAMS = {"huber": 1.0, "mape": 1e-7}
+
+
+def loss_oracle(name, Z, y):
+    """Mean loss `name` (fastmlp.losses' definitions) and its gradient, float64."""
+    Z = Z.astype(np.float64)
+    n, k = Z.shape
+    if name == "hinge":
+        rows = np.arange(n)
+        others = Z.copy()
+        others[rows, y] = -np.inf
+        j = others.argmax(axis=1)
+        margin = 1 + Z[rows, j] - Z[rows, y]
+        G = np.zeros_like(Z)
+        G[rows[margin > 0], j[margin > 0]] = 1
+        G[rows[margin > 0], y[margin > 0]] = -1
+        return float(np.maximum(margin, 0).sum() / n), G / n
+    T = y.astype(np.float64)
+    if name in ("softmax_cross_entropy", "kl_divergence"):
+        log_p = Z - Z.max(axis=1, keepdims=True)
+        log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+        E = -T * log_p
+        if name == "kl_divergence":
+            E += np.where(T > 0, T * np.log(np.where(T > 0, T, 1)), 0)
+        G = np.exp(log_p) * T.sum(axis=1, keepdims=True) - T
+        return float(E.sum() / n), G / n
+    D = Z - T
+    delta, eps = LOSS_PARAMS["huber"], LOSS_PARAMS["mape"]
+    E, G = {
+        "mse": lambda: (D ** 2 / 2, D),
+        "mae": lambda: (np.abs(D), np.sign(D)),
+        "mape": lambda: (100 * np.abs(D) / np.maximum(np.abs(T), eps),
+                         100 * np.sign(D) / np.maximum(np.abs(T), eps)),
+        "huber": lambda: (np.where(np.abs(D) <= delta, D ** 2 / 2, delta * (np.abs(D) - delta / 2)),
+                          np.clip(D, -delta, delta)),
+        "binary_cross_entropy": lambda: (np.logaddexp(0, Z) - T * Z, _sigmoid(Z) - T),
+        "poisson": lambda: (np.exp(Z) - T * Z, np.exp(Z) - T),
+    }[name]()
+    return float(E.sum() / (n * k)), G / (n * k)
+
+
 def adam_oracle(p, g, m, v, lr, beta1, beta2, eps, step):
     """One Adam step (eps outside the square root, bias-corrected), float64; returns (p, m, v)."""
     p, g, m, v = (a.astype(np.float64) for a in (p, g, m, v))

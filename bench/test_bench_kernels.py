@@ -12,13 +12,16 @@ import functools
 import numpy as np
 import pytest
 
-from _workloads import (ACTIVATION_ORACLES, BACKENDS, DTYPE, SIZE_NAMES, SIZES,
-                        adagrad_oracle, adam_oracle, adamw_oracle, assert_close, make_layer,
-                        nadam_oracle, rmsprop_oracle, sgd_oracle, softmax_cross_entropy_oracle)
+from _workloads import (ACTIVATION_ORACLES, BACKENDS, DTYPE, LOSS_PARAMS, SIZE_NAMES, SIZES,
+                        adagrad_oracle, adam_oracle, adamw_oracle, assert_close, loss_inputs,
+                        loss_oracle, make_layer, nadam_oracle, rmsprop_oracle, sgd_oracle,
+                        softmax_cross_entropy_oracle)
 from fastmlp._backend import kernels
 
 ACTIVATIONS = kernels("numpy").ACTIVATIONS
 assert set(ACTIVATIONS) == set(kernels("native").ACTIVATIONS), "backends offer other activations"
+LOSSES = kernels("numpy").LOSSES
+assert LOSSES == kernels("native").LOSSES, "backends offer other losses"
 
 parametrize_backend = pytest.mark.parametrize("backend", BACKENDS)
 parametrize_size = pytest.mark.parametrize("size", SIZE_NAMES)
@@ -151,6 +154,30 @@ def test_softmax_cross_entropy(benchmark, backend, size):
     loss_ref, grad_ref = softmax_cross_entropy_oracle(Z, y)
     assert np.isfinite(loss)
     np.testing.assert_allclose(loss, loss_ref, rtol=1e-5)
+    assert_close(grad, grad_ref)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@parametrize_size
+@parametrize_backend
+def test_loss(benchmark, backend, size, loss):
+    """Every loss through loss_and_gradient (softmax_cross_entropy here with soft
+    targets; test_softmax_cross_entropy times its labels path)."""
+    size = SIZES[size]
+    k = kernels(backend)
+    rows, n_classes = size.batch, size.n_classes
+    Z, y = loss_inputs(loss, rows, n_classes)
+    grad = np.empty_like(Z)
+    code, param = k.loss_code(loss), LOSS_PARAMS.get(loss, 0.0)
+    target = "labels" if y.ndim == 1 else "targets"
+    _label(benchmark, f"loss {loss}", size, f"({rows}x{n_classes}, {target})", backend,
+           samples=rows)
+
+    value = benchmark(k.loss_and_gradient, Z, y, grad, code, param)
+
+    value_ref, grad_ref = loss_oracle(loss, Z, y)
+    assert np.isfinite(value)
+    np.testing.assert_allclose(value, value_ref, rtol=1e-5)
     assert_close(grad, grad_ref)
 
 

@@ -87,6 +87,67 @@ static double fm_activation_default_alpha(int code)
     }
 }
 
+/* Losses, listed once.  X(code, name, per_output, y_kinds):
+ *   per_output  1: the mean runs over the n k entries of the batch (elementwise
+ *               losses); 0: over the n samples (a loss per sample, summed over
+ *               its k outputs).
+ *   y_kinds     which targets the kernel takes: FM_Y_LABELS (int64 class labels
+ *               (n,)), FM_Y_TARGETS (an (n, k) array), or both.
+ * Adding one means: a row kernel fm_<name>_rows_<T> in fm_losses_impl.h with
+ * the common signature, one line here, its NumPy twin in fastmlp/_reference.py
+ * and its entry in fastmlp/losses.py. */
+enum { FM_Y_LABELS = 1, FM_Y_TARGETS = 2 };
+#define FM_LOSSES(X)                                         \
+    X(0, softmax_cross_entropy, 0, FM_Y_LABELS | FM_Y_TARGETS) \
+    X(1, mse, 1, FM_Y_TARGETS)                               \
+    X(2, binary_cross_entropy, 1, FM_Y_TARGETS)              \
+    X(3, mae, 1, FM_Y_TARGETS)                               \
+    X(4, mape, 1, FM_Y_TARGETS)                              \
+    X(5, huber, 1, FM_Y_TARGETS)                             \
+    X(6, hinge, 0, FM_Y_LABELS)                              \
+    X(7, kl_divergence, 0, FM_Y_TARGETS)                     \
+    X(8, poisson, 1, FM_Y_TARGETS)
+
+#define FM_X_ENUM(code, name, per_output, y_kinds) FM_LOSS_##name = code,
+enum { FM_LOSSES(FM_X_ENUM) };
+#undef FM_X_ENUM
+#define FM_X_COUNT(code, name, per_output, y_kinds) +1
+enum { FM_N_LOSSES = 0 FM_LOSSES(FM_X_COUNT) };
+#undef FM_X_COUNT
+
+/* Name of loss `code`, or NULL past the end. */
+static const char *fm_loss_name(int code)
+{
+    switch (code) {
+#define FM_X_NAME(c, name, per_output, y_kinds) case c: return #name;
+        FM_LOSSES(FM_X_NAME)
+#undef FM_X_NAME
+    default: return NULL;
+    }
+}
+
+/* 1 when loss `code` averages over every output of the batch (see FM_LOSSES). */
+static int fm_loss_per_output(int code)
+{
+    switch (code) {
+#define FM_X_FLAG(c, name, per_output, y_kinds) case c: return per_output;
+        FM_LOSSES(FM_X_FLAG)
+#undef FM_X_FLAG
+    default: return 0;
+    }
+}
+
+/* FM_Y_LABELS | FM_Y_TARGETS: the targets loss `code` accepts (0: no such loss). */
+static int fm_loss_y_kinds(int code)
+{
+    switch (code) {
+#define FM_X_KINDS(c, name, per_output, y_kinds) case c: return y_kinds;
+        FM_LOSSES(FM_X_KINDS)
+#undef FM_X_KINDS
+    default: return 0;
+    }
+}
+
 /* fm_<name>_f32 / fm_<name>_f64 */
 #define FM_CAT2_(a, b) a##_##b
 #define FM_CAT2(a, b) FM_CAT2_(a, b)

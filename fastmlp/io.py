@@ -40,6 +40,7 @@ import zlib
 
 import numpy as np
 
+from . import losses as _losses
 from . import metrics as _metrics
 from . import regularizers as _regularizers
 from ._backend import BACKENDS
@@ -89,6 +90,9 @@ def save_model(model, path, metadata=None):
     if model.loss is not None:
         header["compile"] = {
             "loss": model.loss.name,
+            "loss_param": model.loss.param,
+            "class_weight": (None if model.class_weight is None
+                             else [[int(c), float(w)] for c, w in model.class_weight.items()]),
             "optimizer": {"class": type(model.optimizer).__name__,
                           "config": model.optimizer.get_config()},
             "metrics": [m.name for m in model.metrics],
@@ -340,12 +344,24 @@ def _compile(r, model, compiled):
     loss = compiled.get("loss")
     if not isinstance(loss, str):
         r.fail("corrupted: bad loss name")
+    param = compiled.get("loss_param", 0.0)
+    if isinstance(param, bool) or not isinstance(param, (int, float)):
+        r.fail("corrupted: bad loss parameter")
+    class_weight = compiled.get("class_weight")
+    if class_weight is not None:
+        if not isinstance(class_weight, list) or not all(
+                isinstance(p, list) and len(p) == 2 and _is_int(p[0], 0, 2 ** 31)
+                and isinstance(p[1], (int, float)) and not isinstance(p[1], bool)
+                for p in class_weight):
+            r.fail("corrupted: bad class weights")
+        class_weight = {c: w for c, w in class_weight}
     regularizer = compiled.get("regularizer")
     if regularizer is not None and not isinstance(regularizer, dict):
         r.fail("corrupted: bad regularizer description")
     try:
         optimizer = cls.from_config(opt["config"])
-        model.compile(loss=loss, optimizer=optimizer, metrics=metrics,
+        model.compile(loss=_losses.Loss(loss, float(param)), optimizer=optimizer,
+                      metrics=metrics, class_weight=class_weight,
                       regularizer=None if regularizer is None
                       else _regularizers.Regularizer(**regularizer))
     except (TypeError, ValueError) as e:

@@ -10,8 +10,10 @@ from . import optimizers as _optimizers
 from . import regularizers as _regularizers
 from . import schedules as _schedules
 from ._backend import BACKENDS, kernels
-from ._validation import (check_classification_target, check_features, check_positive_int,
-                          check_regression_target)
+from ._validation import (check_bounded_target, check_classification_target,
+                          check_distribution_target, check_features, check_label_target,
+                          check_positive_int, check_regression_target, check_sample_weight,
+                          class_weight_table)
 from .initializers import initialize
 from .callbacks import History
 from .layers import Dense, Dropout, layer_config
@@ -68,6 +70,8 @@ class Sequential:
         self.optimizer = None
         self.regularizer = None
         self.metrics = []
+        self.class_weight = None
+        self._class_weights = None   # one weight per class, from compile's class_weight
         self.metadata = {}       # kept by save() and load_model()
         self.stop_training = False
         self.history = None
@@ -107,12 +111,15 @@ class Sequential:
         return layout, offset
 
     def compile(self, loss="softmax_cross_entropy", optimizer="adam", metrics=None,
-                regularizer=None):
+                regularizer=None, class_weight=None):
         """Choose the loss, the optimizer and the metrics fit()/evaluate() report.
 
         Parameters
         ----------
-        loss : "softmax_cross_entropy" or "mse" (see :mod:`fastmlp.losses`)
+        loss : str or Loss
+            "softmax_cross_entropy", "binary_cross_entropy", "kl_divergence", "hinge",
+            "mse", "mae", "mape", "huber", "poisson", or fm.losses.huber(delta) /
+            fm.losses.mape(epsilon); formulas and conventions in :mod:`fastmlp.losses`.
         optimizer : Optimizer or a name ("adam", "sgd", "rmsprop", ...; see
             :mod:`fastmlp.optimizers`); its lr may be a :mod:`fastmlp.schedules` schedule
         metrics : list of str or Metric, or None
@@ -122,6 +129,12 @@ class Sequential:
         regularizer : None, or a :mod:`fastmlp.regularizers` penalty / max-norm
             constraint on the weight matrices (a list combines several); the
             losses the model reports then include the penalty
+        class_weight : dict {class: weight} or None
+            Part of the loss from now on: every sample's loss is multiplied by its
+            class's weight (classes not named: 1) in train_step, fit, evaluate and
+            loss_and_gradients.  For the classification losses; with targets t
+            instead of labels the weight is sum_c t_c class_weight[c], and for
+            binary_cross_entropy (one output only) the classes are 0 and 1.
         """
         loss = _losses.get(loss)
         optimizer = _optimizers.get(optimizer)
@@ -136,15 +149,24 @@ class Sequential:
         names = [m.name for m in metrics]
         if len(set(names)) != len(names) or "loss" in names:
             raise ValueError(f"metric names must be distinct and not 'loss', got {names}")
+        if loss.name == "binary_cross_entropy":
+            for m in metrics:
+                if m.classification and m.name != "accuracy":
+                    raise ValueError(f"the {m.name} metric needs one class per sample; under "
+                                     "binary_cross_entropy only accuracy is defined")
         last = self._dense[-1]
-        if loss.name == "softmax_cross_entropy" and last.activation.name != "identity":
-            raise ValueError("with softmax_cross_entropy the last layer must output logits "
-                             f"(activation=None), not {last.activation!r}: the softmax is "
+        if loss.on_logits and last.activation.name != "identity":
+            link = "sigmoid" if loss.name == "binary_cross_entropy" else "softmax"
+            raise ValueError(f"with {loss.name} the last layer must output logits "
+                             f"(activation=None), not {last.activation!r}: the {link} is "
                              "fused into the loss and applied by predict()")
-        if loss.name == "softmax_cross_entropy" and last.units < 2:
-            raise ValueError("softmax_cross_entropy needs a last layer with >= 2 units")
+        if last.units < loss.min_units:
+            raise ValueError(f"{loss.name} needs a last layer with >= {loss.min_units} units")
+        table = _class_weight_table(loss, last.units, class_weight)
         self.loss, self.optimizer, self.metrics = loss, optimizer, metrics
         self.regularizer = regularizer
+        self.class_weight = None if class_weight is None else dict(class_weight)
+        self._class_weights = table
         if self.input_dim is not None:
             self._make_plan()
         return self
@@ -155,7 +177,7 @@ class Sequential:
                  for layer, drop, (n_in, n_out, w_off, b_off)
                  in zip(self._dense, self._dropout, self._layout)]
         self._plan = self._kernels.Plan(specs, self.params, self.grads, self.loss.kind,
-                                        seed=self.seed)
+                                        self.loss.param, seed=self.seed)
         self._opt_state = [np.zeros_like(self.params) for _ in range(self.optimizer.n_state)]
         self.optimizer._init_state(self._opt_state)
         self.optimizer._bind(self._plan, self._opt_state)
@@ -185,31 +207,63 @@ class Sequential:
         return check_features(X, n_features, self.dtype)
 
     def _check_y(self, y, n):
-        if self.loss.classification:
-            return check_classification_target(y, n, self.n_outputs, self.dtype)
-        return check_regression_target(y, n, self.n_outputs, self.dtype)
+        targets, k, name = self.loss.targets, self.n_outputs, self.loss.name
+        if targets == "labels_or_distributions":
+            return check_classification_target(y, n, k, self.dtype)
+        if targets == "labels":
+            return check_label_target(y, n, k, self.dtype, name)
+        if targets == "distributions":
+            return check_distribution_target(y, n, k, self.dtype, name)
+        if targets == "probabilities":
+            return check_bounded_target(y, n, k, self.dtype, name, 0.0, 1.0)
+        if targets == "counts":
+            return check_bounded_target(y, n, k, self.dtype, name, 0.0)
+        return check_regression_target(y, n, k, self.dtype)
+
+    def _sample_weight(self, y, sample_weight, class_weight=None):
+        """The per-sample weights of the loss for checked targets y: sample_weight
+        times the class weights (class_weight, else compile's), or None for none."""
+        n = y.shape[0]
+        w = None if sample_weight is None else check_sample_weight(sample_weight, n, self.dtype)
+        table = (self._class_weights if class_weight is None
+                 else _class_weight_table(self.loss, self.n_outputs, class_weight))
+        if table is None:
+            return w
+        if y.ndim == 1:                  # labels
+            per_sample = table[y]
+        elif y.shape[1] == table.shape[0]:   # distributions: sum_c t_c class_weight[c]
+            per_sample = y @ table
+        else:                            # one binary output: t weights class 1, 1 - t class 0
+            per_sample = table[0] + (table[1] - table[0]) * y[:, 0]
+        if w is not None:
+            per_sample = per_sample * w
+        return np.ascontiguousarray(per_sample, dtype=self.dtype)
 
     # -- training --------------------------------------------------------------------
 
-    def train_step(self, x, y):
+    def train_step(self, x, y, sample_weight=None, class_weight=None):
         """One optimizer step on the batch (x, y); returns its mean loss (before the step).
 
         x : array-like of shape (n, n_features)
-        y : class labels (n,) or targets (n, n_outputs)
+        y : class labels (n,) or targets (n, n_outputs), as the loss takes them
+        sample_weight : array-like of shape (n,) of weights >= 0, or None
+        class_weight : dict {class: weight} or None (None: compile's)
         """
         if self.loss is None:
             raise RuntimeError("call compile() before training the model")
         x = self._check_X(x)
         y = self._check_y(y, x.shape[0])
+        w = self._sample_weight(y, sample_weight, class_weight)
         if self.optimizer.schedule is not None:
             self._plan.lr = self.optimizer.schedule(self._plan.step, self._epochs_done)
-        loss = self._plan.train_step(x, y)
+        loss = self._plan.train_step(x, y, w)
         if self._plan.status:
             raise _divergence_error(self._plan.status, loss, "in train_step")
         return loss
 
     def fit(self, X, y, epochs=1, batch_size=32, shuffle=True, verbose=1,
-            validation_split=0.0, validation_data=None, callbacks=None, initial_epoch=0):
+            validation_split=0.0, validation_data=None, callbacks=None, initial_epoch=0,
+            sample_weight=None, class_weight=None):
         """Train for epochs `initial_epoch` .. `epochs` - 1 over (X, y) in mini-batches.
 
         Each epoch runs natively: the batches (re-shuffled every epoch when
@@ -231,11 +285,19 @@ class Sequential:
         shuffle : bool
         verbose : 0 silent; 1 a live progress bar per epoch (tqdm when installed)
             on a terminal, one line per epoch otherwise; 2 one line per epoch
-        validation_split : float in [0, 1): the last fraction of (X, y) is held out
-        validation_data : (X_val, y_val) or None (takes precedence over the split)
+        validation_split : float in [0, 1): the last fraction of (X, y) (and of
+            sample_weight) is held out
+        validation_data : (X_val, y_val) or (X_val, y_val, sample_weight_val) or None
+            (takes precedence over the split)
         callbacks : list of fastmlp.callbacks.Callback or None
         initial_epoch : int >= 0
             Epoch to start from, to resume a run (e.g. after :func:`fastmlp.load_model`).
+        sample_weight : array-like of shape (n_samples,) of weights >= 0, or None
+            Each sample's loss is multiplied by its weight; the mean still divides
+            by the number of samples (see :mod:`fastmlp.losses`).
+        class_weight : dict {class: weight} or None
+            Class weights for training (None: compile's), multiplied into
+            sample_weight.  The validation loss uses compile's, as evaluate() does.
 
         Returns
         -------
@@ -256,7 +318,11 @@ class Sequential:
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
         X = self._check_X(X)
         y = self._check_y(y, X.shape[0])
-        X, y, X_val, y_val = self._split_validation(X, y, validation_split, validation_data)
+        if sample_weight is not None:
+            sample_weight = check_sample_weight(sample_weight, X.shape[0], self.dtype)
+        X, y, sample_weight, X_val, y_val, w_val = self._split_validation(
+            X, y, sample_weight, validation_split, validation_data)
+        w = self._sample_weight(y, sample_weight, class_weight)
 
         n = X.shape[0]
         batch_size = self._fit_batch_size(batch_size, n)
@@ -286,7 +352,8 @@ class Sequential:
                          else np.arange(n)).astype(np.int64)
                 start = time.perf_counter()
                 done = self._train_epoch(X, y, order, batch_size, batch_losses, sizes,
-                                         callbacks, start, lrs=self._epoch_rates(n_batches))
+                                         callbacks, start, sample_weight=w,
+                                         lrs=self._epoch_rates(n_batches))
                 status = self._plan.status
                 if status:
                     error = _divergence_error(status, batch_losses[done - 1],
@@ -303,7 +370,8 @@ class Sequential:
                     on_train = self.evaluate(X, y)
                     logs.update({m.name: on_train[m.name] for m in self.metrics})
                 if X_val is not None:
-                    logs.update({"val_" + k: v for k, v in self.evaluate(X_val, y_val).items()})
+                    logs.update({"val_" + k: v
+                                 for k, v in self.evaluate(X_val, y_val, w_val).items()})
                 self._end_epoch(logs)
                 callbacks.on_epoch_end(epoch, logs)
                 history._append(epoch, logs)
@@ -317,23 +385,31 @@ class Sequential:
             callbacks.on_train_end(logs)
         return history
 
-    def _split_validation(self, X, y, validation_split, validation_data):
-        """(X, y, X_val, y_val): the validation data given, or the last fraction of X."""
+    def _split_validation(self, X, y, sample_weight, validation_split, validation_data):
+        """(X, y, sample_weight, X_val, y_val, w_val): the validation data given, or
+        the last fraction of X (and of the weights)."""
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
         if validation_data is not None:
-            if len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (X_val, y_val)")
+            if len(validation_data) not in (2, 3):
+                raise ValueError("validation_data must be (X_val, y_val) or "
+                                 "(X_val, y_val, sample_weight_val)")
             X_val = self._check_X(validation_data[0])
             y_val = self._check_y(validation_data[1], X_val.shape[0])
-            return X, y, X_val, y_val
+            w_val = None
+            if len(validation_data) == 3 and validation_data[2] is not None:
+                w_val = check_sample_weight(validation_data[2], X_val.shape[0], self.dtype,
+                                            "validation sample_weight")
+            return X, y, sample_weight, X_val, y_val, w_val
         if validation_split > 0:
             n_val = int(round(X.shape[0] * validation_split))
             if n_val < 1 or n_val >= X.shape[0]:
                 raise ValueError(f"validation_split={validation_split} leaves no samples for "
                                  f"training or for validation out of {X.shape[0]}")
-            return X[:-n_val], y[:-n_val], X[-n_val:], y[-n_val:]
-        return X, y, None, None
+            w, w_val = ((None, None) if sample_weight is None
+                        else (sample_weight[:-n_val], sample_weight[-n_val:]))
+            return X[:-n_val], y[:-n_val], w, X[-n_val:], y[-n_val:], w_val
+        return X, y, sample_weight, None, None, None
 
     def _train_epoch(self, X, y, order, batch_size, losses, sizes, callbacks, start,
                      sample_weight=None, lrs=None):
@@ -441,21 +517,28 @@ class Sequential:
             inp = A
         return outputs
 
-    def evaluate(self, X, y):
-        """Mean loss (and compiled metrics) on (X, y), as a dict."""
+    def evaluate(self, X, y, sample_weight=None, class_weight=None):
+        """Mean loss (and compiled metrics, unweighted) on (X, y), as a dict; the loss
+        includes a regularizer's penalty.
+
+        sample_weight : array-like of shape (n,) of weights >= 0, or None
+        class_weight : dict {class: weight} or None (None: compile's)
+        """
         self._require_compiled()
         X = self._check_X(X)
         y = self._check_y(y, X.shape[0])
+        w = self._sample_weight(y, sample_weight, class_weight)
         out = self._plan.predict(X, np.empty((X.shape[0], self.n_outputs), self.dtype),
                                  output_transform=False)
         scratch = np.empty_like(out)
-        if self.loss.classification:
-            loss = self._kernels.softmax_cross_entropy(out, y, scratch)
-        else:
-            loss = self._kernels.mean_squared_error(out, y, scratch)
+        loss = self._kernels.loss_and_gradient(out, y, scratch, self.loss.kind, self.loss.param,
+                                               w)
         result = {"loss": float(loss) + self._plan.penalty()}
         for m in self.metrics:
-            result[m.name] = m(out, y)
+            if self.loss.name == "binary_cross_entropy":  # outputs are logits of P(1)
+                result[m.name] = float(np.mean((out > 0) == (y >= 0.5)))
+            else:
+                result[m.name] = m(out, y)
         return result
 
     # -- parameters ----------------------------------------------------------------------
@@ -491,16 +574,19 @@ class Sequential:
         for w, t in zip(checked, targets):  # all checked before any is written
             t[...] = w
 
-    def loss_and_gradients(self, X, y):
+    def loss_and_gradients(self, X, y, sample_weight=None, class_weight=None):
         """Mean loss on (X, y) and its gradient w.r.t. every parameter, without an update.
 
+        sample_weight : array-like of shape (n,) of weights >= 0, or None
+        class_weight : dict {class: weight} or None (None: compile's)
         Returns (loss, [dW1, db1, dW2, db2, ...]) in get_weights() order.  With a
         regularizer, the loss includes its penalty and each dW its gradient.
         """
         self._require_compiled()
         X = self._check_X(X)
         y = self._check_y(y, X.shape[0])
-        loss = self._plan.forward_backward(X, y)
+        w = self._sample_weight(y, sample_weight, class_weight)
+        loss = self._plan.forward_backward(X, y, w)
         if self._plan.status:
             raise _divergence_error(self._plan.status, loss, "in loss_and_gradients")
         grads = [g.copy() for g in self._views(self.grads)]
@@ -630,3 +716,17 @@ def _divergence_error(status, loss, where):
 def _aligned(n):
     return -(-n // _ALIGN) * _ALIGN
 
+
+def _class_weight_table(loss, n_outputs, class_weight):
+    """class_weight as an array of one weight per class, or None."""
+    if class_weight is None:
+        return None
+    if not loss.classification:
+        raise ValueError(f"class_weight needs a classification loss, not {loss!r}; "
+                         "weight samples with sample_weight")
+    if loss.name == "binary_cross_entropy":
+        if n_outputs != 1:
+            raise ValueError("class_weight with binary_cross_entropy needs a single output "
+                             "(classes 0 and 1); weight multi-label samples with sample_weight")
+        return class_weight_table(class_weight, 2)
+    return class_weight_table(class_weight, n_outputs)

@@ -288,7 +288,7 @@ def set_path(keys, value):
     (("compile", "optimizer", "class"), "Evil", "unknown optimizer"),
     (("compile", "optimizer", "config", "lr"), -1.0, "lr"),
     (("compile", "optimizer", "config", "momentum"), 0.5, "invalid compile"),
-    (("compile", "loss"), "hinge", "unknown loss"),
+    (("compile", "loss"), "cosine_similarity", "unknown loss"),
     (("compile", "loss"), 3, "bad loss"),
     (("training", "step"), -1, "step counter"),
     (("training", "step"), 2 ** 70, "step counter"),
@@ -382,3 +382,18 @@ def test_resume_with_schedule_regularizer_and_dropout(tmp_path, schedule):
     resumed.fit(X, y, epochs=3, batch_size=32, verbose=0)
     for a, b in zip(straight.get_weights(), resumed.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_loss_parameter_and_class_weights_survive_saving(tmp_path):
+    X, y = fm.datasets.spiral(n_samples=120, n_classes=3, seed=0)
+    model = fm.Sequential([fm.Dense(8, activation="tanh"), fm.Dense(1)], input_dim=2)
+    model.compile(loss=fm.losses.huber(delta=0.25), optimizer="sgd")
+    model.save(tmp_path / "huber.fm")
+    assert fm.load_model(tmp_path / "huber.fm").loss == model.loss
+    clf = fm.Sequential([fm.Dense(8, activation="tanh"), fm.Dense(3)], input_dim=2)
+    clf.compile(optimizer="adam", class_weight={0: 2.0, 2: 0.5})
+    clf.fit(X, y, epochs=1, verbose=0)
+    clf.save(tmp_path / "weighted.fm")
+    loaded = fm.load_model(tmp_path / "weighted.fm")
+    assert loaded.class_weight == {0: 2.0, 2: 0.5}
+    np.testing.assert_allclose(loaded.evaluate(X, y)["loss"], clf.evaluate(X, y)["loss"])

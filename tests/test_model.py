@@ -666,7 +666,7 @@ def test_softmax_cross_entropy_needs_logits(backend, last):
 
 
 @pytest.mark.parametrize("args, message", [
-    ({"loss": "hinge"}, "unknown loss"),
+    ({"loss": "cosine_similarity"}, "unknown loss"),
     ({"optimizer": "adadelta"}, "unknown optimizer"),
     ({"metrics": ["f1"]}, "unknown metric"),
     ({"loss": "mse", "metrics": ["accuracy"]}, "classification loss"),

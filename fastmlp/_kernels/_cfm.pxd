@@ -41,21 +41,6 @@ cdef extern from "fm_kernels.h" nogil:
     void fm_column_sums_f64(const double *dz, double *db, Py_ssize_t rows, Py_ssize_t cols,
                             Py_ssize_t c0, Py_ssize_t c1)
 
-    double fm_softmax_xent_labels_f32(const float *z, const int64_t *y, const float *w, float *g,
-                                      Py_ssize_t rows, Py_ssize_t cols, float scale)
-    double fm_softmax_xent_labels_f64(const double *z, const int64_t *y, const double *w,
-                                      double *g, Py_ssize_t rows, Py_ssize_t cols, double scale)
-    double fm_softmax_xent_targets_f32(const float *z, const float *t, const float *w, float *g,
-                                       Py_ssize_t rows, Py_ssize_t cols, float scale)
-    double fm_softmax_xent_targets_f64(const double *z, const double *t, const double *w,
-                                       double *g, Py_ssize_t rows, Py_ssize_t cols, double scale)
-    void fm_softmax_f32(const float *z, float *p, Py_ssize_t rows, Py_ssize_t cols)
-    void fm_softmax_f64(const double *z, double *p, Py_ssize_t rows, Py_ssize_t cols)
-    double fm_squared_error_f32(const float *z, const float *y, const float *w, float *g,
-                                Py_ssize_t rows, Py_ssize_t cols, float scale)
-    double fm_squared_error_f64(const double *z, const double *y, const double *w, double *g,
-                                Py_ssize_t rows, Py_ssize_t cols, double scale)
-
     int fm_block_finite_f32(const float *x, Py_ssize_t rows, Py_ssize_t ld, Py_ssize_t c0,
                             Py_ssize_t c1)
     int fm_block_finite_f64(const double *x, Py_ssize_t rows, Py_ssize_t ld, Py_ssize_t c0,
@@ -150,44 +135,6 @@ cdef inline void column_sums(const floating *dz, floating *db, Py_ssize_t rows, 
         fm_column_sums_f32(dz, db, rows, cols, c0, c1)
     else:
         fm_column_sums_f64(dz, db, rows, cols, c0, c1)
-
-
-# sum_r w_r CE(softmax(z_r), y_r);  g = scale * w * (softmax(z) - onehot(y))
-cdef inline double softmax_xent_labels(const floating *z, const int64_t *y, const floating *w,
-                                       floating *g, Py_ssize_t rows, Py_ssize_t cols,
-                                       double scale) noexcept nogil:
-    if floating is float:
-        return fm_softmax_xent_labels_f32(z, y, w, g, rows, cols, <float>scale)
-    else:
-        return fm_softmax_xent_labels_f64(z, y, w, g, rows, cols, scale)
-
-
-# sum_r w_r CE(softmax(z_r), t_r);  g = scale * w * (softmax(z) sum(t) - t)
-cdef inline double softmax_xent_targets(const floating *z, const floating *t, const floating *w,
-                                        floating *g, Py_ssize_t rows, Py_ssize_t cols,
-                                        double scale) noexcept nogil:
-    if floating is float:
-        return fm_softmax_xent_targets_f32(z, t, w, g, rows, cols, <float>scale)
-    else:
-        return fm_softmax_xent_targets_f64(z, t, w, g, rows, cols, scale)
-
-
-cdef inline void softmax(const floating *z, floating *p, Py_ssize_t rows,
-                         Py_ssize_t cols) noexcept nogil:
-    if floating is float:
-        fm_softmax_f32(z, p, rows, cols)
-    else:
-        fm_softmax_f64(z, p, rows, cols)
-
-
-# sum_r w_r |z_r - y_r|^2;  g = scale * w * (z - y)
-cdef inline double squared_error(const floating *z, const floating *y, const floating *w,
-                                 floating *g, Py_ssize_t rows, Py_ssize_t cols,
-                                 double scale) noexcept nogil:
-    if floating is float:
-        return fm_squared_error_f32(z, y, w, g, rows, cols, <float>scale)
-    else:
-        return fm_squared_error_f64(z, y, w, g, rows, cols, scale)
 
 
 # 1 if x[r, c0:c1] is finite for all rows r of a (rows, ld) block

@@ -46,12 +46,13 @@ cimport numpy as cnp
 
 cnp.import_array()
 
-from fastmlp._kernels._cfm cimport (fm_dropout_key, dropout_rows, softmax_xent_labels, softmax_xent_targets,
-                                    softmax as c_softmax, squared_error, fm_grad_mod,
+from fastmlp._kernels._cfm cimport (fm_dropout_key, dropout_rows, fm_grad_mod,
                                     sgd_update as c_sgd, adam_update as c_adam,
                                     adagrad_update as c_adagrad, rmsprop_update as c_rmsprop,
                                     nadam_update as c_nadam, sum_squares, penalty as c_penalty,
                                     max_norm_columns)
+from fastmlp._kernels._losses cimport (FM_N_LOSSES, FM_Y_LABELS, FM_Y_TARGETS, fm_loss_name,
+                                       fm_loss_y_kinds, loss_rows, loss_mean, loss_output)
 from fastmlp._kernels._blocks cimport (share_lo, chunk_lo, adam_scales, nadam_mu, nadam_scales,
                                        dense_forward_rows,
                                        dense_param_grad_share, dense_input_grad_rows,
@@ -66,8 +67,6 @@ cdef enum:
     STATUS_GRAD_NOT_FINITE = 2
     STATUS_PARAMS_NOT_FINITE = 3
 cdef enum:
-    LOSS_SCE = 0      # softmax cross-entropy (same numbers as fastmlp._kernels.losses)
-    LOSS_MSE = 1      # mean squared error
     OPT_SGD = 0       # also GD (full batch)
     OPT_ADAM = 1      # also AdamW (weight_decay > 0)
     OPT_ADAGRAD = 2
@@ -116,7 +115,8 @@ cdef struct Step:
     char *state2          # Adam, NAdam v / RMSprop momentum buffer (or NULL)
     char *state3          # RMSprop mean gradient when centered (or NULL)
     Py_ssize_t n_params
-    int loss_kind
+    int loss_kind         # a code of FM_LOSSES (csrc/fm_kernels.h)
+    double loss_param     # huber's delta, mape's epsilon
     int opt_kind
     double lr, momentum, beta1, beta2, eps, rho, momentum_decay, weight_decay
     bint nesterov
@@ -170,22 +170,13 @@ cdef inline double _loss_rows(Step *s, LayerSpec *lay, const int64_t *labels,
                               Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
     """Rows [r0, r1) of the batch's loss on the last layer's output A: returns
     their weighted sum and writes dLoss/dA (of the batch mean) into lay.dZ."""
-    cdef int k = lay.n_out
-    cdef const floating *a = <const floating *>lay.A + r0 * k
-    cdef floating *g = <floating *>lay.dZ + r0 * k
-    cdef const floating *wr = w + r0 if w != NULL else NULL
-    if s.loss_kind == LOSS_SCE:
-        if labels != NULL:
-            return softmax_xent_labels(a, labels + r0, wr, g, r1 - r0, k, 1.0 / rows)
-        return softmax_xent_targets(a, targets + r0 * k, wr, g, r1 - r0, k, 1.0 / rows)
-    return squared_error(a, targets + r0 * k, wr, g, r1 - r0, k, 1.0 / (<double>rows * k))
+    return loss_rows(s.loss_kind, s.loss_param, <const floating *>lay.A, labels, targets, w,
+                     <floating *>lay.dZ, rows, r0, r1, lay.n_out)
 
 
 cdef inline double _loss_mean(Step *s, double total, Py_ssize_t rows) noexcept nogil:
     """The batch loss from the sum of _loss_rows over all rows."""
-    if s.loss_kind == LOSS_SCE:
-        return total / rows
-    return total * 0.5 / (<double>rows * s.layers[s.n_layers - 1].n_out)
+    return loss_mean(s.loss_kind, total, rows, s.layers[s.n_layers - 1].n_out)
 
 
 cdef void _region_forward(Step *s, Batch *bt, int tid, int nt,
@@ -476,9 +467,9 @@ cdef int _predict(Step *s, const floating *x, floating *out, Py_ssize_t rows,
                 dense_forward_rows(inp, P + lay.w_off, P + lay.b_off, dst, dst, 0, m,
                                    lay.n_in, lay.n_out, lay.act, lay.alpha)
                 inp = dst
-            if output_transform and s.loss_kind == LOSS_SCE:
-                c_softmax(out + b0 * s.layers[L - 1].n_out, out + b0 * s.layers[L - 1].n_out,
-                          m, s.layers[L - 1].n_out)
+            if output_transform:
+                loss_output(s.loss_kind, out + b0 * s.layers[L - 1].n_out,
+                            out + b0 * s.layers[L - 1].n_out, m, s.layers[L - 1].n_out)
             b0 = b0 + m
         free(scratch)
         flush_denormals_end(fpu)
@@ -520,7 +511,10 @@ cdef class Plan:
         output during training (0: none; must be 0 on the last layer).
     params, grads : ndarray of shape (n_params,), float32 or float64
         The model's flat buffers; the plan reads and writes them in place.
-    loss_kind : 0 softmax cross-entropy, 1 mean squared error
+    loss_kind : int
+        The loss's code: its index in fastmlp._kernels.losses.LOSSES.
+    loss_param : float
+        The loss's parameter (huber's delta, mape's epsilon; > 0 for those two).
     seed : int, keys the dropout masks with (layer, step, row, unit)
     """
     cdef Step s
@@ -541,10 +535,16 @@ cdef class Plan:
         self.s.wspans = NULL
         self.s.norm_parts = NULL
 
-    def __init__(self, list layers, params, grads, int loss_kind, seed=0):
+    def __init__(self, list layers, params, grads, int loss_kind, double loss_param=0.0,
+                 seed=0):
         cdef int i, L = len(layers)
         if L == 0:
             raise ValueError("a plan needs at least one layer")
+        if not 0 <= loss_kind < FM_N_LOSSES:
+            raise ValueError(f"unknown loss code {loss_kind}; there are {FM_N_LOSSES}")
+        if fm_loss_name(loss_kind) in (b"huber", b"mape") and not loss_param > 0:
+            raise ValueError(f"{fm_loss_name(loss_kind).decode()} needs a parameter > 0, "
+                             f"got {loss_param}")
         if params.dtype not in (np.float32, np.float64) or grads.dtype != params.dtype:
             raise ValueError("params and grads must be float32 or float64 and of one dtype")
         if params.ndim != 1 or grads.shape != params.shape or not params.flags.c_contiguous \
@@ -569,6 +569,7 @@ cdef class Plan:
         self.s.n_params = params.shape[0]
         self.s.loss_kind = loss_kind
         self.s.seed = <unsigned long long>(int(seed) & 0xffffffffffffffff)
+        self.s.loss_param = loss_param
         self.width = 1
         for i, (n_in, n_out, act, alpha, w_off, b_off, drop) in enumerate(layers):
             if w_off + n_in * n_out > params.shape[0] or b_off + n_out > params.shape[0]:
@@ -801,10 +802,14 @@ cdef class Plan:
         bt.weights = NULL
         bt.order = NULL
         if _is_vector(y, cnp.NPY_INT64, n_src):
-            if self.s.loss_kind != LOSS_SCE:
-                raise ValueError("class labels need the softmax cross-entropy loss")
+            if not fm_loss_y_kinds(self.s.loss_kind) & FM_Y_LABELS:
+                raise ValueError(f"the {fm_loss_name(self.s.loss_kind).decode()} loss takes "
+                                 f"targets of shape ({n_src}, {k}), not class labels")
             bt.labels = <const int64_t *>_address(y)
         elif _is_matrix(y, typenum, k) and cnp.PyArray_DIM(<cnp.ndarray>y, 0) == n_src:
+            if not fm_loss_y_kinds(self.s.loss_kind) & FM_Y_TARGETS:
+                raise ValueError(f"the {fm_loss_name(self.s.loss_kind).decode()} loss takes "
+                                 f"int64 class labels of shape ({n_src},)")
             bt.targets = _address(y)
         else:
             raise ValueError(f"y must be C-contiguous int64 labels of shape ({n_src},) or "
@@ -908,8 +913,9 @@ cdef class Plan:
         return n_batches
 
     def predict(self, X, out, bint output_transform=True):
-        """out = the network's output for X (softmax probabilities for the softmax
-        cross-entropy loss when output_transform, else the raw last layer)."""
+        """out = the network's output for X: with output_transform, what the loss
+        makes of the last layer (softmax or sigmoid probabilities, a Poisson rate;
+        see losses.loss_output), else the raw last layer."""
         cdef int n_in = self.s.layers[0].n_in, k = self.s.layers[self.s.n_layers - 1].n_out
         if not _is_matrix(X, self.typenum, n_in):
             raise ValueError(f"X must be a C-contiguous {self.dtype} array of shape (n, {n_in})")
