@@ -143,6 +143,32 @@ FM_LOSS_INLINE void FM_FN(exp_rows)(FM_T *g, ptrdiff_t nr, ptrdiff_t cols, doubl
     }
 }
 
+/* out[i] = sum_c t_ic log t_ic (0 log 0 = 0) for the nr rows of a group
+ * (FM_GROUP_ELEMENTS entries at most when cols < 64): narrow rows go through
+ * one flat vectorized pass into scratch first. */
+FM_LOSS_INLINE void FM_FN(entropy_rows)(const FM_T *t, ptrdiff_t nr, ptrdiff_t cols, double *out)
+{
+    if (cols < 64) {
+        FM_T tl[FM_GROUP_ELEMENTS];
+        const ptrdiff_t n = nr * cols;
+        for (ptrdiff_t j = 0; j < n; j++) tl[j] = t[j] > 0 ? t[j] * FM_FN(log_pos)(t[j]) : (FM_T)0;
+        for (ptrdiff_t i = 0; i < nr; i++) {
+            double s = 0.0;
+            for (ptrdiff_t c = 0; c < cols; c++) s += (double)tl[i * cols + c];
+            out[i] = s;
+        }
+        return;
+    }
+    for (ptrdiff_t i = 0; i < nr; i++) {
+        const FM_T *tr = t + i * cols;
+        double s = 0.0;
+        FM_SIMD_SUM(s)
+        for (ptrdiff_t c = 0; c < cols; c++)
+            s += tr[c] > 0 ? (double)tr[c] * (double)FM_FN(log_pos)(tr[c]) : 0.0;
+        out[i] = s;
+    }
+}
+
 /*
  * Softmax cross-entropy on logits with integer labels.
  *   m = max_c z_c,  s = sum_c e^(z_c - m)  (in double)
@@ -197,25 +223,20 @@ FM_LOSS_INLINE double FM_FN(softmax_xent_targets)(const FM_T *z, const FM_T *t, 
     const ptrdiff_t group = FM_FN(group_rows)(cols);
     for (ptrdiff_t r0 = 0; r0 < rows; r0 += group) {
         ptrdiff_t nr = rows - r0 < group ? rows - r0 : group;
+        if (negent)
+            FM_FN(entropy_rows)(t + r0 * cols, nr, cols, part);
         for (ptrdiff_t i = 0; i < nr; i++) {
             ptrdiff_t r = r0 + i;
             const FM_T *tr = t + r * cols;
             FM_T *gr = g + r * cols;
             FM_FN(shift_by_max)(z + r * cols, gr, cols);
-            double tsum = 0.0, tz = 0.0, tlogt = 0.0;
+            double tsum = 0.0, tz = 0.0;
             FM_PRAGMA(omp simd reduction(+:tsum, tz))
             for (ptrdiff_t c = 0; c < cols; c++) {
                 tz += (double)tr[c] * (double)gr[c];
                 tsum += (double)tr[c];
             }
-            if (negent) {
-                FM_SIMD_SUM(tlogt)
-                for (ptrdiff_t c = 0; c < cols; c++) {
-                    FM_T tc = tr[c];
-                    tlogt += tc > 0 ? (double)tc * (double)FM_FN(log_pos)(tc) : 0.0;
-                }
-            }
-            part[i] = tlogt - tz;
+            part[i] = (negent ? part[i] : 0.0) - tz;
             tsums[i] = tsum;
         }
         FM_FN(exp_rows)(g + r0 * cols, nr, cols, sums);

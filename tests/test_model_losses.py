@@ -445,3 +445,23 @@ def test_plan_checks_loss_arguments(backend):
     params[16:18] = Z[0]   # W = 0, b = Z[0]: every row's output is Z[0]
     expected = (0.25 * (1.0 - 0.125) + 0.005) / 2   # huber with delta 0.25, mean over 2 outputs
     assert plan.loss(X, T) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_two_threads_split_the_loss_rows(name):
+    # 512 rows through 20-256-256-5: the compiled step runs on two threads, each
+    # computing the loss of its own rows; the result must match one thread and the twin
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((512, 20))
+    y = targets_for(name, rng, 512, 5)
+    w = rng.uniform(0.0, 2.0, size=512)
+    results = []
+    for backend, n_threads in [("native", 1), ("native", 2), ("numpy", 1)]:
+        model = make(name, backend, n_in=20, k=5, hidden=((256, "relu"), (256, "tanh")))
+        with fm.threads(n_threads):
+            results.append(model.loss_and_gradients(X, y, sample_weight=w))
+    (loss1, grads1), *others = results
+    for loss, grads in others:
+        np.testing.assert_allclose(loss, loss1, rtol=1e-12)
+        for a, b in zip(grads, grads1):
+            assert_close(a, b, np.float64, rtol=1e-10)
