@@ -728,6 +728,8 @@ class Plan:
     def penalty(self):
         """l1 |W|_1 + l2/2 |W|^2 over the weight matrices."""
         total = 0.0
+        if not (self.l1 or self.l2):
+            return total
         for start, end, weights in self.segments:
             if weights:
                 W = self.params[start:end].astype(np.float64)
@@ -796,7 +798,11 @@ class Plan:
             scale = self.clip_norm / norm if norm > self.clip_norm else 1.0
         penalty = self.penalty()
         mu_product = self.mu_product
-        for start, end, weights in self.segments:
+        # weight matrices and the rest differ only under a penalty or weight decay;
+        # without one the whole flat buffer is one update, as a NumPy user would write it
+        per_weight = self.l1 or self.l2 or (self.opt == "adam" and self.hyper[3])
+        segments = self.segments if per_weight else [(0, self.params.shape[0], False)]
+        for start, end, weights in segments:
             p, g = self.params[start:end], self.grads[start:end]
             state = [None if a is None else a[start:end] for a in self.state]
             if scale != 1.0:
