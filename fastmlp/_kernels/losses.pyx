@@ -21,7 +21,7 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 from fastmlp._kernels._losses cimport (FM_N_LOSSES, FM_Y_LABELS, FM_Y_TARGETS, fm_loss_name,
                                        fm_loss_y_kinds, loss_rows, loss_mean,
-                                       loss_output as c_loss_output, softmax as c_softmax)
+                                       loss_output as c_loss_output)
 from fastmlp._kernels._blocks cimport flush_denormals_begin, flush_denormals_end, share_lo
 from fastmlp._kernels._runtime cimport threads_for, ELEMENTWISE_GRAIN
 
@@ -29,6 +29,7 @@ include "_checks.pxi"
 
 # loss names in the order of their codes (the code is what the compiled plan stores)
 LOSSES = tuple(fm_loss_name(i).decode() for i in range(FM_N_LOSSES))
+_SOFTMAX_CROSS_ENTROPY = LOSSES.index("softmax_cross_entropy")
 _CODES = {name: i for i, name in enumerate(LOSSES)}
 cdef int SOFTMAX_CROSS_ENTROPY = _CODES["softmax_cross_entropy"]
 cdef int MSE = _CODES["mse"]
@@ -221,21 +222,10 @@ def loss_output(const floating[:, ::1] Z, int kind, floating[:, ::1] out):
 
 
 def softmax(const floating[:, ::1] Z, floating[:, ::1] out):
-    """out = softmax(Z) row by row (max subtracted first).
+    """out = softmax(Z) row by row (max subtracted first): softmax cross-entropy's
+    output map, so loss_output does the work.
 
     Z : ndarray of shape (n, k)    # IN
     out : ndarray of shape (n, k)  # OUT (may be Z)
     """
-    cdef Py_ssize_t rows = Z.shape[0], cols = Z.shape[1], r0, r1
-    check_shape2("out", out.shape[0], out.shape[1], rows, cols)
-    if rows == 0 or cols == 0:
-        return
-    cdef int nt = threads_for(<double>rows * cols * 4, ELEMENTWISE_GRAIN), tid
-    cdef unsigned int fpu
-    with nogil, parallel(num_threads=nt):
-        fpu = flush_denormals_begin()
-        tid = threadid()
-        r0 = share_lo(rows, tid, nt)
-        r1 = share_lo(rows, tid + 1, nt)
-        c_softmax(&Z[0, 0] + r0 * cols, &out[0, 0] + r0 * cols, r1 - r0, cols)
-        flush_denormals_end(fpu)
+    loss_output(Z, _SOFTMAX_CROSS_ENTROPY, out)
