@@ -13,13 +13,16 @@ import functools
 import numpy as np
 import pytest
 
-from _workloads import (ACTIVATION_ORACLES, BACKENDS, DTYPE, SIZE_NAMES, SIZES,
-                        adam_oracle, assert_close, make_layer, sgd_oracle,
+from _workloads import (ACTIVATION_ORACLES, BACKENDS, DTYPE, LOSS_PARAMS, SIZE_NAMES, SIZES,
+                        adagrad_oracle, adam_oracle, adamw_oracle, assert_close, loss_inputs,
+                        loss_oracle, make_layer, nadam_oracle, rmsprop_oracle, sgd_oracle,
                         softmax_cross_entropy_oracle)
 from fastmlp._backend import kernels
 
 ACTIVATIONS = kernels("numpy").ACTIVATIONS
 assert set(ACTIVATIONS) == set(kernels("native").ACTIVATIONS), "backends offer other activations"
+LOSSES = kernels("numpy").LOSSES
+assert LOSSES == kernels("native").LOSSES, "backends offer other losses"
 
 parametrize_backend = pytest.mark.parametrize("backend", BACKENDS)
 parametrize_size = pytest.mark.parametrize("size", SIZE_NAMES)
@@ -155,6 +158,30 @@ def test_softmax_cross_entropy(benchmark, backend, size):
     assert_close(grad, grad_ref)
 
 
+@pytest.mark.parametrize("loss", LOSSES)
+@parametrize_size
+@parametrize_backend
+def test_loss(benchmark, backend, size, loss):
+    """Every loss through loss_and_gradient (softmax_cross_entropy here with soft
+    targets; test_softmax_cross_entropy times its labels path)."""
+    size = SIZES[size]
+    k = kernels(backend)
+    rows, n_classes = size.batch, size.n_classes
+    Z, y = loss_inputs(loss, rows, n_classes)
+    grad = np.empty_like(Z)
+    code, param = k.loss_code(loss), LOSS_PARAMS.get(loss, 0.0)
+    target = "labels" if y.ndim == 1 else "targets"
+    _label(benchmark, f"loss {loss}", size, f"({rows}x{n_classes}, {target})", backend,
+           samples=rows)
+
+    value = benchmark(k.loss_and_gradient, Z, y, grad, code, param)
+
+    value_ref, grad_ref = loss_oracle(loss, Z, y)
+    assert np.isfinite(value)
+    np.testing.assert_allclose(value, value_ref, rtol=1e-5)
+    assert_close(grad, grad_ref)
+
+
 # ---- optimizers --------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=None)
@@ -166,7 +193,9 @@ def _flat_state_template(n, seed=5):
     m *= 0.1
     v = rng.random(n, dtype=DTYPE)  # second moments are >= 0
     v *= 0.1
-    return params, grads, m, v
+    # a mean gradient with a^2 <= v, as RMSprop's centered estimate keeps it
+    a = (0.5 * np.sqrt(v) * np.sign(rng.standard_normal(n))).astype(DTYPE)
+    return params, grads, m, v, a
 
 
 def _flat_state(n):
@@ -187,14 +216,14 @@ def test_adam_update(benchmark, backend, size):
     size = SIZES[size]
     k = kernels(backend)
     n = size.n_params
-    params, grads, m, v = _flat_state(n)
+    params, grads, m, v, _ = _flat_state(n)
     hyper = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, step=10)
     _label(benchmark, "adam_update", size, f"({n:,} params)", backend)
 
     # in place and repeated: m and v tend to g and g^2, params drift by ~lr per call
     benchmark(k.adam_update, params, grads, m, v, *hyper.values())
 
-    params, grads, m, v = _flat_state(n)
+    params, grads, m, v, _ = _flat_state(n)
     p_ref, m_ref, v_ref = adam_oracle(params, grads, m, v, *hyper.values())
     before = params.copy()
     k.adam_update(params, grads, m, v, *hyper.values())
@@ -209,18 +238,73 @@ def test_sgd_update(benchmark, backend, size):
     size = SIZES[size]
     k = kernels(backend)
     n = size.n_params
-    params, grads, velocity, _ = _flat_state(n)
+    params, grads, velocity, _, _ = _flat_state(n)
     hyper = dict(lr=1e-2, momentum=0.9, nesterov=False)
     _label(benchmark, "sgd_update (momentum)", size, f"({n:,} params)", backend)
 
     benchmark(k.sgd_update, params, grads, velocity, *hyper.values())
 
-    params, grads, velocity, _ = _flat_state(n)
+    params, grads, velocity, _, _ = _flat_state(n)
     p_ref, v_ref = sgd_oracle(params, grads, velocity, *hyper.values())
     before = params.copy()
     k.sgd_update(params, grads, velocity, *hyper.values())
     _assert_update(before, params, p_ref, "sgd")
     assert_close(velocity, v_ref, rtol=1e-5)
+
+
+# The other optimizers, each: (label, kernel call on (k, params, grads, m, v, a),
+# float64 oracle on the same arrays returning (params, *state), the state
+# arrays to check).  m is also the momentum buffer / Adagrad sum, v the mean
+# square, a the mean gradient (centered RMSprop).
+ADAMW = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=1e-2, step=10)
+NADAM = dict(lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8, momentum_decay=4e-3, step=10,
+             mu_product=0.3)
+OPTIMIZER_KERNELS = {
+    "adamw": ("adamw_update",
+              lambda k, p, g, m, v, a: k.adamw_update(p, g, m, v, *ADAMW.values()),
+              lambda p, g, m, v, a: adamw_oracle(p, g, m, v, *ADAMW.values()),
+              lambda m, v, a: (m, v)),
+    "adagrad": ("adagrad_update",
+                lambda k, p, g, m, v, a: k.adagrad_update(p, g, v, 1e-2, 1e-10),
+                lambda p, g, m, v, a: adagrad_oracle(p, g, v, 1e-2, 1e-10),
+                lambda m, v, a: (v,)),
+    "rmsprop": ("rmsprop_update",
+                lambda k, p, g, m, v, a: k.rmsprop_update(p, g, v, 1e-3, 0.9, 1e-8),
+                lambda p, g, m, v, a: rmsprop_oracle(p, g, v, 1e-3, 0.9, 1e-8)[:2],
+                lambda m, v, a: (v,)),
+    "rmsprop-centered-momentum": (
+        "rmsprop_update (centered, momentum)",
+        lambda k, p, g, m, v, a: k.rmsprop_update(p, g, v, 1e-3, 0.9, 1e-8, 0.9, m, a),
+        lambda p, g, m, v, a: rmsprop_oracle(p, g, v, 1e-3, 0.9, 1e-8, 0.9, m, a),
+        lambda m, v, a: (v, m, a)),
+    "nadam": ("nadam_update",
+              lambda k, p, g, m, v, a: k.nadam_update(p, g, m, v, *NADAM.values()),
+              lambda p, g, m, v, a: nadam_oracle(p, g, m, v, *NADAM.values()),
+              lambda m, v, a: (m, v)),
+}
+
+
+@pytest.mark.parametrize("optimizer", list(OPTIMIZER_KERNELS))
+@parametrize_size
+@parametrize_backend
+def test_optimizer_update(benchmark, backend, size, optimizer):
+    size = SIZES[size]
+    k = kernels(backend)
+    n = size.n_params
+    label, run, oracle, state_of = OPTIMIZER_KERNELS[optimizer]
+    params, grads, m, v, a = _flat_state(n)
+    _label(benchmark, label, size, f"({n:,} params)", backend)
+
+    # in place and repeated, as the Adam benchmark
+    benchmark(run, k, params, grads, m, v, a)
+
+    params, grads, m, v, a = _flat_state(n)
+    expected = oracle(params, grads, m, v, a)
+    before = params.copy()
+    run(k, params, grads, m, v, a)
+    _assert_update(before, params, expected[0], optimizer)
+    for got, want in zip(state_of(m, v, a), expected[1:]):
+        assert_close(got, want, rtol=1e-5)
 
 
 # ---- batch normalization, PReLU, maxout ---------------------------------------------

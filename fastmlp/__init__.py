@@ -7,16 +7,22 @@ and a pure-NumPy twin of every kernel (``backend="numpy"``).
 >>> model = fm.Sequential([fm.Dense(64, activation="relu"), fm.Dense(3)], input_dim=2)
 >>> model.compile(loss="softmax_cross_entropy", optimizer=fm.Adam(lr=1e-2))
 """
-from . import activations, datasets, initializers, losses, optimizers
+from . import (activations, callbacks, datasets, initializers, io, losses, metrics,
+               optimizers, plot, regularizers, schedules)
 from ._threads import get_num_threads, set_num_threads, threads
+from .callbacks import History
+from .diagnostics import dead_units, gradcheck
+from .io import load_model
 from .layers import BatchNorm, Dense, Dropout, Maxout, PReLU
-from .model import History, Sequential
-from .optimizers import SGD, Adam
+from .model import Sequential
+from .optimizers import GD, SGD, Adagrad, Adam, AdamW, Nadam, RMSprop
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Sequential", "Dense", "Dropout", "BatchNorm", "PReLU", "Maxout", "History", "SGD", "Adam",
+    "Sequential", "Dense", "Dropout", "BatchNorm", "PReLU", "Maxout", "History", "load_model",
+    "gradcheck", "dead_units", "GD", "SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Nadam",
     "set_num_threads", "get_num_threads", "threads",
-    "activations", "datasets", "initializers", "losses", "optimizers",
+    "activations", "callbacks", "datasets", "initializers", "io", "losses", "metrics",
+    "optimizers", "plot", "regularizers", "schedules",
 ]

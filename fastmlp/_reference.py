@@ -11,15 +11,32 @@ import numpy as np
 from ._layer_specs import layer_spec, spec_spans
 
 __all__ = [
-    "ACTIVATIONS", "activation_code", "activation_forward", "activation_backward", "dropout",
-    "dense_forward", "dense_backward", "softmax_cross_entropy", "mean_squared_error",
-    "softmax", "sgd_update", "adam_update", "Plan",
+    "ACTIVATIONS", "DEFAULT_ALPHA", "activation_code", "activation_alpha",
+    "activation_forward", "activation_backward", "dropout",
+    "dense_forward", "dense_backward",
+    "LOSSES", "loss_code", "loss_and_gradient", "loss_output", "softmax",
+    "softmax_cross_entropy", "mean_squared_error", "binary_cross_entropy", "mean_absolute_error",
+    "mean_absolute_percentage_error", "huber", "multiclass_hinge", "kl_divergence", "poisson",
+    "sgd_update", "adam_update", "adamw_update", "adagrad_update", "rmsprop_update",
+    "nadam_update", "max_norm_constraint", "Plan",
     "batchnorm_forward", "batchnorm_backward", "batchnorm_inference", "prelu_forward",
     "prelu_backward", "maxout_forward", "maxout_backward",
 ]
 
 
 # ---- activations: f(z, alpha) and f'(z, a, alpha) with a = f(z) ----------------
+# z and out are 2-D (rows, units); out may be z.  The formulas and their sources
+# are in fastmlp/activations.py and csrc/fm_activations_impl.h.
+
+_SELU_ALPHA = 1.6732632423543772848170429916717   # Klambauer et al. 2017
+_SELU_LAMBDA = 1.0507009873554804934193349852946
+_GELU_C2 = 1.5957691216057307117597842397375      # 2 sqrt(2/pi)
+_GELU_K = 0.044715
+_RSQRT_2PI = 0.39894228040143267793994605993438   # 1 / sqrt(2 pi)
+# past this |z|, gelu's sigmoid is exactly 0 or 1 in float32 and float64 (and z^3
+# does not overflow float32)
+_GELU_CLIP = 1e4
+
 
 def _sigmoid(z, alpha, out):
     # 1 / (1 + e^-z) through e^-|z|, so no overflow; the mask is taken before
@@ -31,12 +48,104 @@ def _sigmoid(z, alpha, out):
     return out
 
 
+def _sigmoid_of(z):
+    return _sigmoid(z, 0.0, np.empty_like(z))
+
+
+def _elu(z, alpha, out):
+    np.copyto(out, np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0))))
+
+
+def _elu_grad(z, a, alpha):
+    return np.where(z > 0, z.dtype.type(1), alpha * np.exp(np.minimum(z, 0)))
+
+
+def _selu(z, alpha, out):
+    _elu(z, _SELU_ALPHA, out)
+    np.multiply(out, _SELU_LAMBDA, out=out)
+
+
+def _softplus(z, alpha, out):
+    # max(z, 0) + log1p(e^-|z|): no overflow
+    np.add(np.maximum(z, 0), np.log1p(np.exp(-np.abs(z))), out=out)
+
+
+def _isru(z, alpha):
+    return z / np.sqrt(1 + alpha * z * z)
+
+
+def _isru_grad(z, alpha):
+    return (1 / np.sqrt(1 + alpha * z * z)) ** 3
+
+
+def _sqnl(z, alpha, out):
+    np.copyto(out, np.where(z > 2, 1, np.where(z < -2, -1, z - z * np.abs(z) / 4)))
+
+
+def _gelu_s(z):
+    """(sigmoid(2u), z clipped), u = sqrt(2/pi) (z + 0.044715 z^3)."""
+    zc = np.clip(z, -_GELU_CLIP, _GELU_CLIP)
+    return _sigmoid_of(_GELU_C2 * (zc + _GELU_K * zc ** 3)), zc
+
+
+def _gelu(z, alpha, out):
+    # 0.5 z (1 + tanh u) = z sigmoid(2u), which does not cancel for z < 0
+    s, _ = _gelu_s(z)
+    np.multiply(z, s, out=out)
+
+
+def _gelu_grad(z, a, alpha):
+    s, zc = _gelu_s(z)
+    return s + zc * s * (1 - s) * _GELU_C2 * (1 + 3 * _GELU_K * zc * zc)
+
+
+def _ndtr(z):
+    from scipy.special import ndtr  # the standard normal CDF, accurate in both tails
+    return ndtr(z)
+
+
+def _silu(z, alpha, out):
+    np.multiply(z, _sigmoid_of(alpha * z), out=out)
+
+
+def _silu_grad(z, a, alpha):
+    s = _sigmoid_of(alpha * z)
+    return s * (1 + alpha * z * (1 - s))
+
+
+def _brelu(z, alpha, out):
+    # even units max(z, 0), odd units -max(-z, 0) = min(z, 0)
+    np.maximum(z[:, 0::2], 0, out=out[:, 0::2])
+    np.minimum(z[:, 1::2], 0, out=out[:, 1::2])
+
+
+def _brelu_grad(z, a, alpha):
+    d = z > 0
+    d[:, 1::2] = z[:, 1::2] < 0
+    return d
+
+
 _FORWARD = {
     "identity": lambda z, alpha, out: np.copyto(out, z),
     "sigmoid": _sigmoid,
     "tanh": lambda z, alpha, out: np.tanh(z, out=out),
     "relu": lambda z, alpha, out: np.maximum(z, 0, out=out),
     "leaky_relu": lambda z, alpha, out: np.copyto(out, np.where(z > 0, z, z * out.dtype.type(alpha))),
+    "binary_step": lambda z, alpha, out: np.heaviside(z, 1, out=out),
+    "elu": _elu,
+    "selu": _selu,
+    "softplus": _softplus,
+    "softsign": lambda z, alpha, out: np.divide(z, 1 + np.abs(z), out=out),
+    "arctan": lambda z, alpha, out: np.arctan(z, out=out),
+    "asinh": lambda z, alpha, out: np.arcsinh(z, out=out),
+    "isru": lambda z, alpha, out: np.copyto(out, _isru(z, alpha)),
+    "isrlu": lambda z, alpha, out: np.copyto(out, np.where(z >= 0, z, _isru(z, alpha))),
+    "sqnl": _sqnl,
+    "bent_identity": lambda z, alpha, out: np.copyto(out, (np.hypot(z, 1) - 1) / 2 + z),
+    "gelu": _gelu,
+    "gelu_exact": lambda z, alpha, out: np.multiply(z, _ndtr(z), out=out),
+    "silu": _silu,
+    "brelu": _brelu,
 }
 
 _DERIVATIVE = {
@@ -45,9 +154,29 @@ _DERIVATIVE = {
     "tanh": lambda z, a, alpha: 1 - a * a,
     "relu": lambda z, a, alpha: z > 0,
     "leaky_relu": lambda z, a, alpha: np.where(z > 0, 1, a.dtype.type(alpha)).astype(a.dtype),
+    "binary_step": lambda z, a, alpha: np.zeros_like(z),
+    "elu": _elu_grad,
+    "selu": lambda z, a, alpha: _SELU_LAMBDA * _elu_grad(z, a, _SELU_ALPHA),
+    "softplus": lambda z, a, alpha: _sigmoid_of(z),
+    "softsign": lambda z, a, alpha: 1 / (1 + np.abs(z)) ** 2,
+    "arctan": lambda z, a, alpha: 1 / (1 + z * z),
+    "asinh": lambda z, a, alpha: 1 / np.hypot(z, 1),
+    "isru": lambda z, a, alpha: _isru_grad(z, alpha),
+    "isrlu": lambda z, a, alpha: np.where(z >= 0, z.dtype.type(1), _isru_grad(z, alpha)),
+    "sqnl": lambda z, a, alpha: np.where(np.abs(z) > 2, 0, 1 - np.abs(z) / 2),
+    "bent_identity": lambda z, a, alpha: z / (2 * np.hypot(z, 1)) + 1,
+    "gelu": _gelu_grad,
+    "gelu_exact": lambda z, a, alpha: _ndtr(z) + z * _RSQRT_2PI * np.exp(-0.5 * z * z),
+    "silu": _silu_grad,
+    "brelu": _brelu_grad,
 }
 
 ACTIVATIONS = tuple(_FORWARD)
+assert tuple(_DERIVATIVE) == ACTIVATIONS
+
+# the default of each activation's parameter (0.0 where it has none)
+DEFAULT_ALPHA = dict.fromkeys(ACTIVATIONS, 0.0)
+DEFAULT_ALPHA.update({"leaky_relu": 0.01, "elu": 1.0, "isru": 1.0, "isrlu": 1.0, "silu": 1.0})
 
 
 def activation_code(name):
@@ -57,21 +186,27 @@ def activation_code(name):
     return ACTIVATIONS.index(name)
 
 
+def activation_alpha(name, alpha):
+    """`alpha`, or the default parameter of activation `name` when alpha is None."""
+    activation_code(name)
+    return DEFAULT_ALPHA[name] if alpha is None else float(alpha)
+
+
 def _check(name, a, shape):
     if a.shape != tuple(shape):
         raise ValueError(f"{name} has shape {a.shape}, expected {tuple(shape)}")
 
 
-def activation_forward(Z, activation, out, alpha=0.01):
-    """out = f(Z) elementwise."""
-    activation_code(activation)
+def activation_forward(Z, activation, out, alpha=None):
+    """out = f(Z) elementwise (alpha None: the activation's default parameter)."""
+    alpha = activation_alpha(activation, alpha)
     _check("out", out, Z.shape)
     _FORWARD[activation](Z, alpha, out)
 
 
-def activation_backward(Z, A, dA, activation, out, alpha=0.01):
+def activation_backward(Z, A, dA, activation, out, alpha=None):
     """out = dA * f'(Z) elementwise, where A = f(Z)."""
-    activation_code(activation)
+    alpha = activation_alpha(activation, alpha)
     for name, M in (("A", A), ("dA", dA), ("out", out)):
         _check(name, M, Z.shape)
     np.multiply(dA, _DERIVATIVE[activation](Z, A, alpha), out=out)
@@ -124,9 +259,9 @@ def dropout(X, out, p, seed, layer, step):
 
 # ---- dense layer ---------------------------------------------------------------
 
-def dense_forward(X, W, b, activation, Z, A, alpha=0.01):
+def dense_forward(X, W, b, activation, Z, A, alpha=None):
     """Z = X W + b and A = f(Z) (A may be Z)."""
-    activation_code(activation)
+    alpha = activation_alpha(activation, alpha)
     n_in, n_out = W.shape
     _check("X", X, (X.shape[0], n_in))
     _check("b", b, (n_out,))
@@ -137,9 +272,9 @@ def dense_forward(X, W, b, activation, Z, A, alpha=0.01):
     _FORWARD[activation](Z, alpha, A)
 
 
-def dense_backward(X, W, Z, A, dA, activation, dZ, dW, db, dX, alpha=0.01):
+def dense_backward(X, W, Z, A, dA, activation, dZ, dW, db, dX, alpha=None):
     """dZ = dA * f'(Z), dW = X^T dZ, db = sum_rows dZ, dX = dZ W^T (dX None: skipped)."""
-    activation_code(activation)
+    alpha = activation_alpha(activation, alpha)
     n, (n_in, n_out) = X.shape[0], W.shape
     _check("X", X, (n, n_in))
     for name, M in (("Z", Z), ("A", A), ("dA", dA), ("dZ", dZ)):
@@ -155,6 +290,55 @@ def dense_backward(X, W, Z, A, dA, activation, dZ, dW, db, dX, alpha=0.01):
 
 
 # ---- losses (mean over the batch, weighted by sample_weight) ---------------------
+#
+# Each returns the batch loss and writes the gradient of that mean into grad:
+# (sum_r w_r loss_r) / n for the losses with one value per sample, / (n k) for
+# the elementwise ones (LOSSES lists them in the order of their native codes).
+
+LOSSES = ("softmax_cross_entropy", "mse", "binary_cross_entropy", "mae", "mape", "huber",
+          "hinge", "kl_divergence", "poisson")
+_PER_OUTPUT = {"mse", "binary_cross_entropy", "mae", "mape", "huber", "poisson"}
+_TAKES_LABELS = {"softmax_cross_entropy", "hinge"}
+_TAKES_TARGETS = set(LOSSES) - {"hinge"}
+
+
+def loss_code(name):
+    """Index of loss `name` (ValueError if there is none)."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}")
+    return LOSSES.index(name)
+
+
+def _loss_inputs(name, Z, y, grad, sample_weight):
+    """Check the arrays of loss `name`; returns the weights as float64 (n,)."""
+    n, k = Z.shape
+    _check("grad", grad, Z.shape)
+    if n == 0 or k == 0:
+        raise ValueError(f"{name} needs at least one sample and one output")
+    if y.ndim == 1:
+        if name not in _TAKES_LABELS:
+            raise ValueError(f"{name} takes targets of shape ({n}, {k}), not class labels")
+        _check("y", y, (n,))
+        if y.min() < 0 or y.max() >= k:
+            bad = y.min() if y.min() < 0 else y.max()
+            raise ValueError(f"y holds label {bad} outside [0, {k})")
+    else:
+        if name not in _TAKES_TARGETS:
+            raise ValueError(f"{name} takes int64 class labels of shape ({n},)")
+        _check("y", y, Z.shape)
+        if np.shares_memory(y, grad):
+            raise ValueError("grad must not share memory with the targets")
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight has length {w.shape[0]}, expected {n}")
+    return w
+
+
+def _weighted_mean(per_row, w, grad, divisor):
+    """sum_r w_r per_row_r / divisor; grad (the per-entry derivative) scaled to match."""
+    grad *= (w / divisor).astype(grad.dtype)[:, None]
+    return float(np.dot(w, per_row) / divisor)
+
 
 def softmax(Z, out):
     """out = softmax(Z) row by row (max subtracted first)."""
@@ -164,49 +348,160 @@ def softmax(Z, out):
     out /= out.sum(axis=1, keepdims=True)
 
 
+def _softmax_targets(Z, T, grad, with_entropy):
+    """Per-row sum_c T_c (logsumexp(Z) - Z_c) (+ sum_c T_c log T_c); grad = softmax(Z) sum(T) - T."""
+    shifted = Z - Z.max(axis=1, keepdims=True)
+    log_sum = np.log(np.exp(shifted).sum(axis=1, dtype=np.float64))
+    softmax(Z, grad)
+    t_sum = T.sum(axis=1, dtype=np.float64)
+    per_row = t_sum * log_sum - (T * shifted).sum(axis=1, dtype=np.float64)
+    if with_entropy:  # 0 log 0 = 0
+        T64 = T.astype(np.float64)
+        per_row += (T64 * np.log(T64, out=np.zeros_like(T64), where=T64 > 0)).sum(axis=1)
+    grad *= t_sum[:, None].astype(grad.dtype)
+    grad -= T
+    return per_row
+
+
 def softmax_cross_entropy(Z, y, grad, sample_weight=None):
     """Mean softmax cross-entropy of logits Z with labels (n,) or targets (n, k);
     grad = w (softmax(Z) sum(t) - t) / n.  Returns the loss."""
-    n, k = Z.shape
-    _check("grad", grad, Z.shape)
-    if n == 0 or k == 0:
-        raise ValueError("softmax_cross_entropy needs at least one sample and one class")
-    shifted = Z - Z.max(axis=1, keepdims=True)
-    sum_exp = np.exp(shifted).sum(axis=1, dtype=np.float64)
-    log_sum = np.log(sum_exp)
-    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    if w.shape != (n,):
-        raise ValueError(f"sample_weight has length {w.shape[0]}, expected {n}")
-    softmax(Z, grad)
+    w = _loss_inputs("softmax_cross_entropy", Z, y, grad, sample_weight)
+    n = Z.shape[0]
     if y.ndim == 1:
-        _check("y", y, (n,))
+        shifted = Z - Z.max(axis=1, keepdims=True)
+        log_sum = np.log(np.exp(shifted).sum(axis=1, dtype=np.float64))
         rows = np.arange(n)
-        loss = log_sum - shifted[rows, y]
+        per_row = log_sum - shifted[rows, y]
+        softmax(Z, grad)
         grad[rows, y] -= 1
     else:
-        _check("y", y, Z.shape)
-        t_sum = y.sum(axis=1, dtype=np.float64)
-        loss = t_sum * log_sum - (y * shifted).sum(axis=1, dtype=np.float64)
-        grad *= t_sum[:, None].astype(grad.dtype)
-        grad -= y
-    grad *= (w / n).astype(grad.dtype)[:, None]
-    return float(np.dot(w, loss) / n)
+        per_row = _softmax_targets(Z, y, grad, False)
+    return _weighted_mean(per_row, w, grad, n)
+
+
+def kl_divergence(Z, T, grad, sample_weight=None):
+    """(1/n) sum_r w_r sum_c T_rc (log T_rc - log softmax(Z_r)_c), 0 log 0 = 0;
+    grad = w (softmax(Z) sum(T) - T) / n.  Returns the loss."""
+    w = _loss_inputs("kl_divergence", Z, T, grad, sample_weight)
+    return _weighted_mean(_softmax_targets(Z, T, grad, True), w, grad, Z.shape[0])
+
+
+def multiclass_hinge(Z, y, grad, sample_weight=None):
+    """Crammer-Singer: (1/n) sum_r w_r max(0, 1 + max_{c != y} Z_rc - Z_r[y_r]);
+    grad = w (e_j - e_y) / n where the margin is positive (j: the first argmax)."""
+    w = _loss_inputs("hinge", Z, y, grad, sample_weight)
+    n, k = Z.shape
+    if k < 2:
+        raise ValueError("hinge needs at least two classes")
+    rows = np.arange(n)
+    others = Z.astype(np.float64)
+    others[rows, y] = -np.inf
+    j = others.argmax(axis=1)
+    margin = 1.0 + Z[rows, j].astype(np.float64) - Z[rows, y]
+    # a score that is not finite makes the loss NaN (a diverged model must not look healthy)
+    per_row = np.where(np.isfinite(Z).all(axis=1), np.maximum(margin, 0.0), np.nan)
+    grad[...] = 0
+    active = margin > 0
+    grad[rows[active], j[active]] = 1
+    grad[rows[active], y[active]] = -1
+    return _weighted_mean(per_row, w, grad, n)
+
+
+def _elementwise(name, Z, Y, grad, sample_weight, value, derivative):
+    """Mean over the n k entries of value(Z, Y); grad = w derivative(Z, Y) / (n k)."""
+    w = _loss_inputs(name, Z, Y, grad, sample_weight)
+    per_row = value(Z, Y).sum(axis=1, dtype=np.float64)
+    grad[...] = derivative(Z, Y)
+    return _weighted_mean(per_row, w, grad, Z.size)
 
 
 def mean_squared_error(Z, Y, grad, sample_weight=None):
     """sum_r w_r |Z_r - Y_r|^2 / (2 n k), grad = w (Z - Y) / (n k).  Returns the loss."""
-    n, k = Z.shape
-    _check("Y", Y, Z.shape)
-    _check("grad", grad, Z.shape)
-    if n == 0 or k == 0:
-        raise ValueError("mean_squared_error needs at least one sample and one output")
-    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    if w.shape != (n,):
-        raise ValueError(f"sample_weight has length {w.shape[0]}, expected {n}")
-    np.subtract(Z, Y, out=grad)
-    per_row = np.einsum("ij,ij->i", grad, grad, dtype=np.float64)
-    grad *= (w / (n * k)).astype(grad.dtype)[:, None]
-    return float(np.dot(w, per_row) / (2 * n * k))
+    return _elementwise("mse", Z, Y, grad, sample_weight,
+                        lambda Z, Y: 0.5 * (Z - Y) ** 2, lambda Z, Y: Z - Y)
+
+
+def mean_absolute_error(Z, Y, grad, sample_weight=None):
+    """sum_r w_r sum_c |Z_rc - Y_rc| / (n k), grad = w sign(Z - Y) / (n k)."""
+    return _elementwise("mae", Z, Y, grad, sample_weight,
+                        lambda Z, Y: np.abs(Z - Y), lambda Z, Y: np.sign(Z - Y))
+
+
+def mean_absolute_percentage_error(Z, Y, grad, sample_weight=None, epsilon=1e-7):
+    """100 sum_r w_r sum_c |Z_rc - Y_rc| / max(|Y_rc|, epsilon) / (n k)."""
+    if not epsilon > 0:
+        raise ValueError(f"mape needs a parameter > 0, got {epsilon}")
+    def scale(Y):
+        return Y.dtype.type(100) / np.maximum(np.abs(Y), Y.dtype.type(epsilon))
+    return _elementwise("mape", Z, Y, grad, sample_weight,
+                        lambda Z, Y: np.abs(Z - Y) * scale(Y),
+                        lambda Z, Y: np.sign(Z - Y) * scale(Y))
+
+
+def huber(Z, Y, grad, sample_weight=None, delta=1.0):
+    """Mean over entries of d^2/2 if |d| <= delta else delta (|d| - delta/2), d = Z - Y;
+    grad = w clip(d, -delta, delta) / (n k)."""
+    if not delta > 0:
+        raise ValueError(f"huber needs a parameter > 0, got {delta}")
+    t = Z.dtype.type
+    return _elementwise("huber", Z, Y, grad, sample_weight,
+                        lambda Z, Y: np.where(np.abs(Z - Y) <= t(delta), t(0.5) * (Z - Y) ** 2,
+                                              t(delta) * (np.abs(Z - Y) - t(0.5 * delta))),
+                        lambda Z, Y: np.clip(Z - Y, -t(delta), t(delta)))
+
+
+def binary_cross_entropy(Z, Y, grad, sample_weight=None):
+    """Mean over entries of log(1 + e^Z) - Y Z (sigmoid on logits, stable form
+    max(Z, 0) - Y Z + log1p(e^-|Z|)); grad = w (sigmoid(Z) - Y) / (n k)."""
+    def value(Z, Y):
+        return np.maximum(Z, 0) - Y * Z + np.log1p(np.exp(-np.abs(Z)))
+    def derivative(Z, Y):
+        return _sigmoid(Z, 0.0, np.empty_like(Z)) - Y
+    return _elementwise("binary_cross_entropy", Z, Y, grad, sample_weight, value, derivative)
+
+
+def poisson(Z, Y, grad, sample_weight=None):
+    """Poisson NLL on the log-rate: mean over entries of e^Z - Y Z; grad = w (e^Z - Y) / (n k)."""
+    return _elementwise("poisson", Z, Y, grad, sample_weight,
+                        lambda Z, Y: np.exp(Z) - Y * Z, lambda Z, Y: np.exp(Z) - Y)
+
+
+_LOSS_FUNCTIONS = {
+    "softmax_cross_entropy": softmax_cross_entropy, "mse": mean_squared_error,
+    "binary_cross_entropy": binary_cross_entropy, "mae": mean_absolute_error,
+    "mape": lambda Z, y, grad, w, param: mean_absolute_percentage_error(Z, y, grad, w, param),
+    "huber": lambda Z, y, grad, w, param: huber(Z, y, grad, w, param),
+    "hinge": multiclass_hinge, "kl_divergence": kl_divergence, "poisson": poisson,
+}
+
+
+def loss_and_gradient(Z, y, grad, kind, param=0.0, sample_weight=None):
+    """Mean loss number `kind` (loss_code(name)) of Z against y, and its gradient into grad."""
+    if not 0 <= kind < len(LOSSES):
+        raise ValueError(f"unknown loss code {kind}; there are {len(LOSSES)}")
+    name = LOSSES[kind]
+    if name in ("mape", "huber"):
+        return _LOSS_FUNCTIONS[name](Z, y, grad, sample_weight, param)
+    return _LOSS_FUNCTIONS[name](Z, y, grad, sample_weight)
+
+
+def loss_output(Z, kind, out):
+    """out = what predict() returns under loss `kind`: softmax, sigmoid, e^Z or Z."""
+    _check("out", out, Z.shape)
+    if not 0 <= kind < len(LOSSES):
+        raise ValueError(f"unknown loss code {kind}; there are {len(LOSSES)}")
+    name = LOSSES[kind]
+    if Z.size == 0:
+        return
+    if name in ("softmax_cross_entropy", "kl_divergence"):
+        softmax(Z, out)
+    elif name == "binary_cross_entropy":
+        _sigmoid(Z, 0.0, out)
+    elif name == "poisson":
+        np.exp(Z, out=out)
+    else:
+        np.copyto(out, Z)
 
 
 # ---- optimizers ---------------------------------------------------------------
@@ -226,6 +521,16 @@ def sgd_update(params, grads, velocity, lr, momentum=0.0, nesterov=False):
 
 def adam_update(params, grads, m, v, lr, beta1, beta2, eps, step):
     """One Adam step in place (eps outside the square root, bias-corrected, as PyTorch)."""
+    _adam(params, grads, m, v, lr, beta1, beta2, eps, 0.0, step)
+
+
+def adamw_update(params, grads, m, v, lr, beta1, beta2, eps, weight_decay, step):
+    """One AdamW step in place: p *= 1 - lr wd, then the Adam step (as PyTorch)."""
+    _adam(params, grads, m, v, lr, beta1, beta2, eps, weight_decay, step)
+
+
+def _adam(params, grads, m, v, lr, beta1, beta2, eps, weight_decay, step):
+    _check_lengths(params, grads=grads, m=m, v=v)
     if step < 1:
         raise ValueError(f"step must be >= 1, got {step}")
     t = params.dtype.type
@@ -236,7 +541,85 @@ def adam_update(params, grads, m, v, lr, beta1, beta2, eps, step):
     step_size = lr / (1 - beta1 ** step)
     inv_sqrt_bc2 = 1 / np.sqrt(1 - beta2 ** step)
     denom = np.sqrt(v) * t(inv_sqrt_bc2) + t(eps)
+    if weight_decay:
+        params *= t(1 - lr * weight_decay)
     params -= t(step_size) * m / denom
+
+
+def adagrad_update(params, grads, accumulator, lr, eps):
+    """One Adagrad step in place: s += g^2; p -= lr g / (sqrt(s) + eps)."""
+    _check_lengths(params, grads=grads, accumulator=accumulator)
+    t = params.dtype.type
+    accumulator += grads * grads
+    params -= t(lr) * grads / (np.sqrt(accumulator) + t(eps))
+
+
+def rmsprop_update(params, grads, square_avg, lr, rho, eps, momentum=0.0, momentum_buffer=None,
+                   grad_avg=None):
+    """One RMSprop step in place (PyTorch's formulation; centered when grad_avg is given)."""
+    _check_lengths(params, grads=grads, square_avg=square_avg)
+    if momentum != 0:
+        if momentum_buffer is None:
+            raise ValueError("momentum needs a momentum_buffer")
+        _check_lengths(params, momentum_buffer=momentum_buffer)
+    if grad_avg is not None:
+        _check_lengths(params, grad_avg=grad_avg)
+    t = params.dtype.type
+    square_avg *= t(rho)
+    square_avg += t(1 - rho) * grads * grads
+    if grad_avg is not None:
+        grad_avg *= t(rho)
+        grad_avg += t(1 - rho) * grads
+        denom = np.sqrt(np.maximum(square_avg - grad_avg * grad_avg, 0)) + t(eps)
+    else:
+        denom = np.sqrt(square_avg) + t(eps)
+    if momentum != 0:
+        momentum_buffer *= t(momentum)
+        momentum_buffer += grads / denom
+        params -= t(lr) * momentum_buffer
+    else:
+        params -= t(lr) * grads / denom
+
+
+def _nadam_mu(beta1, momentum_decay, step):
+    return beta1 * (1 - 0.5 * 0.96 ** (step * momentum_decay))
+
+
+def nadam_update(params, grads, m, v, lr, beta1, beta2, eps, momentum_decay, step, mu_product):
+    """One NAdam step in place (PyTorch's formulation); mu_product is prod_{i<t} mu_i.
+    Returns prod_{i<=t} mu_i."""
+    _check_lengths(params, grads=grads, m=m, v=v)
+    if step < 1:
+        raise ValueError(f"step must be >= 1, got {step}")
+    t = params.dtype.type
+    mu = _nadam_mu(beta1, momentum_decay, step)
+    mu_next = _nadam_mu(beta1, momentum_decay, step + 1)
+    mu_product = mu_product * mu
+    m *= t(beta1)
+    m += t(1 - beta1) * grads
+    v *= t(beta2)
+    v += t(1 - beta2) * grads * grads
+    denom = np.sqrt(v) * t(1 / np.sqrt(1 - beta2 ** step)) + t(eps)
+    c_g = lr * (1 - mu) / (1 - mu_product)
+    c_m = lr * mu_next / (1 - mu_product * mu_next)
+    params -= (t(c_g) * grads + t(c_m) * m) / denom
+    return mu_product
+
+
+def max_norm_constraint(W, max_norm):
+    """W[:, j] *= max_norm / |W[:, j]| for every column whose norm exceeds max_norm."""
+    if not max_norm > 0:
+        raise ValueError(f"max_norm must be > 0, got {max_norm}")
+    norms = np.sqrt(np.einsum("ij,ij->j", W, W, dtype=np.float64))
+    too_long = norms > max_norm
+    if too_long.any():
+        W[:, too_long] *= (max_norm / norms[too_long]).astype(W.dtype)
+
+
+def _check_lengths(params, **others):
+    for name, a in others.items():
+        if a.shape != params.shape:
+            raise ValueError(f"{name} has length {a.shape[0]}, expected {params.shape[0]}")
 
 
 # ---- batch normalization, PReLU, maxout -------------------------------------------
@@ -435,9 +818,13 @@ class Plan:
     layer with the kernels above (one NumPy call per operation), from the same
     layer specs (fastmlp._layer_specs)."""
 
-    def __init__(self, layers, params, grads, loss_kind, seed=0, running=None):
+    def __init__(self, layers, params, grads, loss_kind, loss_param=0.0, seed=0, running=None):
         if not layers:
             raise ValueError("a plan needs at least one layer")
+        if not 0 <= loss_kind < len(LOSSES):
+            raise ValueError(f"unknown loss code {loss_kind}; there are {len(LOSSES)}")
+        if LOSSES[loss_kind] in ("huber", "mape") and not loss_param > 0:
+            raise ValueError(f"{LOSSES[loss_kind]} needs a parameter > 0, got {loss_param}")
         self.specs = [layer_spec(i, spec, len(ACTIVATIONS)) for i, spec in enumerate(layers)]
         self.n_bn = sum(spec["kind"] == "batchnorm" for spec in self.specs)
         if self.n_bn and (running is None or running.dtype != params.dtype or running.ndim != 1):
@@ -463,12 +850,26 @@ class Plan:
                                  "and 0 on the last layer")
             self.layers.append(_Layer(spec, params, grads, running))
         self.params, self.grads, self.running = params, grads, running
-        self.loss_kind = loss_kind
+        self.loss_kind, self.loss_param = loss_kind, loss_param
         self.capacity = 0
-        self.step = 0
+        self._step = 0
         self.status = 0  # as the native Plan: 1 loss, 2 gradient, 3 parameters not finite
         self._stats_rows = 0  # rows of batch statistics not yet in the running averages
+        # [start, end, is_weight_matrix) pieces covering the flat buffer
+        spans = sorted((off, off + size) for off, size in self.decay_spans)
+        self.segments, cur = [], 0
+        for start, end in spans:
+            if start < cur:
+                raise ValueError("weight matrices overlap in the parameter buffer")
+            self.segments += [(cur, start, False), (start, end, True)]
+            cur = end
+        self.segments.append((cur, params.shape[0], False))
+        self.segments = [seg for seg in self.segments if seg[1] > seg[0]]
         self.set_sgd(0.01, 0.0, False, None)
+        self.set_regularization(0.0, 0.0, 0.0)
+        self.set_clipping(0.0, 0.0)
+
+    # -- optimizer (same methods as the native Plan) ----------------------------
 
     @property
     def decay_spans(self):
@@ -477,12 +878,76 @@ class Plan:
                 for off, size, is_weight in spec_spans(spec) if is_weight]
 
     def set_sgd(self, lr, momentum, nesterov, velocity):
-        self.opt = ("sgd", momentum, nesterov)
-        self.lr, self.state = lr, (velocity,)
+        self._set("sgd", lr, (momentum, nesterov), (velocity,))
 
-    def set_adam(self, lr, beta1, beta2, eps, m, v):
-        self.opt = ("adam", beta1, beta2, eps)
-        self.lr, self.state = lr, (m, v)
+    def set_adam(self, lr, beta1, beta2, eps, m, v, weight_decay=0.0):
+        self._set("adam", lr, (beta1, beta2, eps, weight_decay), (m, v))
+
+    def set_adagrad(self, lr, eps, accumulator):
+        self._set("adagrad", lr, (eps,), (accumulator,))
+
+    def set_rmsprop(self, lr, rho, eps, momentum, square_avg, momentum_buffer=None,
+                    grad_avg=None):
+        self._set("rmsprop", lr, (rho, eps, momentum), (square_avg, momentum_buffer, grad_avg))
+
+    def set_nadam(self, lr, beta1, beta2, eps, momentum_decay, m, v):
+        self._set("nadam", lr, (beta1, beta2, eps, momentum_decay), (m, v))
+
+    def _set(self, kind, lr, hyper, state):
+        self.opt, self.hyper, self.state = kind, hyper, state
+        self.lr = lr
+        self._sync_mu_product()
+
+    def _sync_mu_product(self):
+        self.mu_product = 1.0
+        if self.opt == "nadam":
+            beta1, _, _, momentum_decay = self.hyper
+            for t in range(1, self._step + 1):
+                self.mu_product *= _nadam_mu(beta1, momentum_decay, t)
+
+    def set_regularization(self, l1, l2, max_norm):
+        for name, value in (("l1", l1), ("l2", l2), ("max_norm", max_norm)):
+            if not (value >= 0 and np.isfinite(value)):
+                raise ValueError(f"{name} must be finite and >= 0, got {value}")
+        self.l1, self.l2, self.max_norm = float(l1), float(l2), float(max_norm)
+
+    def set_clipping(self, clip_norm, clip_value):
+        for name, value in (("clip_norm", clip_norm), ("clip_value", clip_value)):
+            if not (value >= 0 and np.isfinite(value)):
+                raise ValueError(f"{name} must be finite and >= 0, got {value}")
+        self.clip_norm, self.clip_value = float(clip_norm), float(clip_value)
+
+    @property
+    def lr(self):
+        return self._lr
+
+    @lr.setter
+    def lr(self, value):
+        if not (value >= 0 and np.isfinite(value)):
+            raise ValueError(f"the learning rate must be finite and >= 0, got {value}")
+        self._lr = float(value)
+
+    @property
+    def step(self):
+        return self._step
+
+    @step.setter
+    def step(self, value):
+        if value < 0:
+            raise ValueError("step must be >= 0")
+        self._step = int(value)
+        self._sync_mu_product()
+
+    def penalty(self):
+        """l1 |W|_1 + l2/2 |W|^2 over the weight matrices."""
+        total = 0.0
+        if not (self.l1 or self.l2):
+            return total
+        for start, end, weights in self.segments:
+            if weights:
+                W = self.params[start:end].astype(np.float64)
+                total += 0.5 * self.l2 * np.dot(W, W) + self.l1 * np.abs(W).sum()
+        return total
 
     def ensure_capacity(self, rows):
         if rows <= self.capacity:
@@ -513,9 +978,7 @@ class Plan:
         return inp
 
     def _loss(self, out, y, sample_weight, grad):
-        if self.loss_kind == 0:
-            return softmax_cross_entropy(out, y, grad, sample_weight)
-        return mean_squared_error(out, y, grad, sample_weight)
+        return loss_and_gradient(out, y, grad, self.loss_kind, self.loss_param, sample_weight)
 
     def forward_backward(self, X, y, sample_weight=None):
         n = X.shape[0]
@@ -539,27 +1002,66 @@ class Plan:
         return loss
 
     def apply_update(self):
+        """Clip the gradient, add the penalty gradient on weight matrices, update
+        each piece of the flat buffer, then the max-norm constraint; returns the
+        penalty before the update."""
         self.status = 0
-        self.step += 1
-        if self.opt[0] == "adam":
-            _, beta1, beta2, eps = self.opt
-            adam_update(self.params, self.grads, *self.state, self.lr, beta1, beta2, eps,
-                        self.step)
-        else:
-            _, momentum, nesterov = self.opt
-            sgd_update(self.params, self.grads, self.state[0], self.lr, momentum, nesterov)
+        self._step += 1
+        t = self.dtype.type
+        scale = 1.0
+        if self.clip_norm > 0:
+            norm = np.sqrt(np.dot(self.grads.astype(np.float64), self.grads.astype(np.float64)))
+            scale = self.clip_norm / norm if norm > self.clip_norm else 1.0
+        penalty = self.penalty()
+        mu_product = self.mu_product
+        # weight matrices and the rest differ only under a penalty or weight decay;
+        # without one the whole flat buffer is one update, as a NumPy user would write it
+        per_weight = self.l1 or self.l2 or (self.opt == "adam" and self.hyper[3])
+        segments = self.segments if per_weight else [(0, self.params.shape[0], False)]
+        for start, end, weights in segments:
+            p, g = self.params[start:end], self.grads[start:end]
+            state = [None if a is None else a[start:end] for a in self.state]
+            if scale != 1.0:
+                g = g * t(scale)
+            if self.clip_value > 0:
+                g = np.clip(g, t(-self.clip_value), t(self.clip_value))
+            if weights and self.l2:
+                g = g + t(self.l2) * p
+            if weights and self.l1:
+                g = g + t(self.l1) * np.sign(p)
+            if self.opt == "adam":
+                beta1, beta2, eps, weight_decay = self.hyper
+                adamw_update(p, g, *state, self.lr, beta1, beta2, eps,
+                             weight_decay if weights else 0.0, self._step)
+            elif self.opt == "nadam":
+                mu_product = nadam_update(p, g, *state, self.lr, *self.hyper, self._step,
+                                          self.mu_product)
+            elif self.opt == "adagrad":
+                adagrad_update(p, g, state[0], self.lr, self.hyper[0])
+            elif self.opt == "rmsprop":
+                rho, eps, momentum = self.hyper
+                rmsprop_update(p, g, state[0], self.lr, rho, eps, momentum, state[1], state[2])
+            else:
+                momentum, nesterov = self.hyper
+                sgd_update(p, g, state[0], self.lr, momentum, nesterov)
+        self.mu_product = mu_product
         if not np.isfinite(self.params).all():
             self.status = 3
+        elif self.max_norm > 0:
+            for layer in self.layers:
+                if layer.kind in ("dense", "maxout"):
+                    max_norm_constraint(layer.W, self.max_norm)
         if self._stats_rows:
             for layer in self.layers:
                 if layer.kind == "batchnorm":
                     layer.update_running_stats(self._stats_rows)
             self._stats_rows = 0
+        return penalty
 
     def train_step(self, X, y, sample_weight=None):
         loss = self.forward_backward(X, y, sample_weight)
         if self.status == 0:
-            self.apply_update()
+            loss += self.apply_update()
         return loss
 
     def loss(self, X, y, sample_weight=None):
@@ -567,7 +1069,7 @@ class Plan:
         out = self._forward(X)
         return self._loss(out, y, sample_weight, np.empty_like(out))
 
-    def train_epoch(self, X, y, order, batch_size, losses, sample_weight=None):
+    def train_epoch(self, X, y, order, batch_size, losses, sample_weight=None, lrs=None):
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         n = order.shape[0]
@@ -576,7 +1078,14 @@ class Plan:
             raise ValueError(f"batch normalization needs at least 2 samples per training batch: "
                              f"{n} samples in batches of {batch_size} leave one of 1; choose "
                              "another batch_size")
+        if lrs is not None:
+            if lrs.shape[0] < n_batches:
+                raise ValueError(f"lrs must hold a learning rate for each of {n_batches} batches")
+            if not (np.isfinite(lrs[:n_batches]).all() and (lrs[:n_batches] >= 0).all()):
+                raise ValueError("the learning rates must be finite and >= 0")
         for i in range(n_batches):
+            if lrs is not None:
+                self.lr = lrs[i]
             idx = order[i * batch_size:(i + 1) * batch_size]
             sw = None if sample_weight is None else sample_weight[idx]
             losses[i] = self.train_step(X[idx], y[idx], sw)
@@ -588,6 +1097,6 @@ class Plan:
         if X.shape[0] == 0:
             return out
         out[...] = self._forward(X, training=False)
-        if output_transform and self.loss_kind == 0:
-            softmax(out, out)
+        if output_transform:
+            loss_output(out, self.loss_kind, out)
         return out

@@ -99,3 +99,72 @@ def check_positive_int(value, name, minimum=1):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def check_label_target(y, n_samples, n_classes, dtype, loss_name, name="y"):
+    """Integer class labels (n,) as int64 in [0, n_classes) (losses that take no targets)."""
+    if np.ndim(y) == 2:
+        raise ValueError(f"{loss_name} takes integer class labels of shape ({n_samples},), not "
+                         f"2-D targets (labels = targets.argmax(axis=1) for one-hot targets)")
+    return check_classification_target(y, n_samples, n_classes, dtype, name)
+
+
+def check_distribution_target(y, n_samples, n_classes, dtype, loss_name, name="y"):
+    """Target distributions (n, n_classes) >= 0 as `dtype` (losses that take no labels)."""
+    y = _numeric(y, name)
+    if y.ndim != 2:
+        raise ValueError(f"{loss_name} takes target distributions of shape "
+                         f"({n_samples}, {n_classes}), got shape {y.shape}")
+    y = check_classification_target(y, n_samples, n_classes, dtype, name)
+    if (y < 0).any():
+        raise ValueError(f"{name} holds negative values; {loss_name} targets are "
+                         f"probabilities >= 0")
+    return y
+
+
+def check_bounded_target(y, n_samples, n_outputs, dtype, loss_name, low, high=None, name="y"):
+    """Regression-shaped targets with every value in [low, high] (high None: no bound).
+    Booleans are taken as 0/1 (multi-label indicator matrices)."""
+    if np.asarray(y).dtype == np.bool_:
+        y = np.asarray(y, dtype=dtype)
+    y = check_regression_target(y, n_samples, n_outputs, dtype, name)
+    if (y < low).any() or (high is not None and (y > high).any()):
+        bad = y.min() if (y < low).any() else y.max()
+        interval = f"[{low:g}, {high:g}]" if high is not None else f">= {low:g}"
+        raise ValueError(f"{name} holds {bad:g}; {loss_name} targets must be {interval}")
+    return y
+
+
+def check_sample_weight(sample_weight, n_samples, dtype, name="sample_weight"):
+    """Per-sample weights as a C-contiguous (n,) array of `dtype`, finite and >= 0."""
+    w = _numeric(sample_weight, name)
+    if w.ndim != 1 or w.shape[0] != n_samples:
+        raise ValueError(f"{name} must have shape ({n_samples},), got {w.shape}")
+    w = np.ascontiguousarray(w, dtype=dtype)
+    if not _all_finite(w):
+        raise ValueError(f"{name} contains NaN or infinity")
+    if (w < 0).any():
+        raise ValueError(f"{name} holds negative weights; weights must be >= 0")
+    return w
+
+
+def class_weight_table(class_weight, n_classes, name="class_weight"):
+    """{class: weight} as a float64 array of n_classes weights (1 for classes not
+    named), checking keys and values."""
+    if not isinstance(class_weight, dict):
+        raise ValueError(f"{name} must be a dict {{class: weight}}, got "
+                         f"{type(class_weight).__name__}")
+    table = np.ones(n_classes)
+    for key, value in class_weight.items():
+        if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer)) \
+                or not 0 <= key < n_classes:
+            raise ValueError(f"{name} has key {key!r}; keys are class labels in "
+                             f"[0, {n_classes})")
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}[{key}] must be a number, got {value!r}") from None
+        if not 0 <= value < np.inf:
+            raise ValueError(f"{name}[{key}] must be finite and >= 0, got {value}")
+        table[int(key)] = value
+    return table

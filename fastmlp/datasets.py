@@ -15,15 +15,26 @@ shuffles, before training.
 package (UCI "Optical Recognition of Handwritten Digits", E. Alpaydin and
 C. Kaynak, 1998, CC BY 4.0, as packaged by scikit-learn; see
 ``fastmlp/data/DIGITS_LICENSE.txt``), so it works offline.
+
+:func:`load_idx` and :func:`load_mnist` read the IDX files of MNIST and
+Fashion-MNIST that a user already has (gzip-compressed or not);
+:func:`load_table` reads a CSV or ``.npz`` file (what ``fastmlp train`` uses).
 """
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import functools
 import gzip
 import io
 import math
 import numbers
+import os
+import stat
+import struct
+import zipfile
+import zlib
 from importlib import resources
 
 import numpy as np
@@ -39,6 +50,10 @@ __all__ = [
     "square_regression",
     "sine_regression",
     "train_test_split",
+    "load_idx",
+    "load_mnist",
+    "load_table",
+    "Table",
 ]
 
 _PACKAGE = __package__ or "fastmlp"
@@ -520,3 +535,323 @@ def train_test_split(X, y, test_size=0.25, seed=0, stratify=False):
         train_idx = rng.permutation(np.concatenate(train_parts))
 
     return X[train_idx], X[test_idx], y[train_idx], y[test_idx]
+
+
+# ----------------------------------------------------------------------------
+# files: IDX (MNIST, Fashion-MNIST), CSV and NPZ
+# ----------------------------------------------------------------------------
+
+# IDX type codes -> big-endian dtypes (http://yann.lecun.com/exdb/mnist/)
+_IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_MAX_DIMS = 8
+_READ_CHUNK = 1 << 24
+
+
+def _open_regular(path):
+    """Open `path` for binary reading; ValueError unless it is a regular file."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a directory, not a data file")
+    f = open(path, "rb")
+    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        f.close()
+        raise ValueError(f"{path}: is not a regular file")
+    return f
+
+
+def _read_exactly(stream, n, path, what):
+    """n bytes from `stream`, read in chunks (a lying size never allocates more than
+    the data that is really there); ValueError when the stream ends first."""
+    parts, left = [], n
+    while left > 0:
+        part = stream.read(min(left, _READ_CHUNK))
+        if not part:
+            raise ValueError(f"{path}: truncated: {what} needs {n} bytes, the file ends after "
+                             f"{n - left}")
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
+
+
+def load_idx(path, max_bytes=4 << 30):
+    """Read an array from an IDX file (the MNIST format), gzip-compressed or not.
+
+    The format: two zero bytes, a type code (0x08 uint8, 0x09 int8, 0x0B int16,
+    0x0C int32, 0x0D float32, 0x0E float64), the number of dimensions d, then d
+    big-endian uint32 sizes, then the data, big-endian, in row-major order.
+    Compression is recognised by its magic bytes, not by the file name.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    max_bytes : int
+        Refuse files whose header announces more data than this.
+
+    Returns
+    -------
+    ndarray of the file's shape, in the file's type (native byte order).
+
+    Raises
+    ------
+    ValueError
+        If the file is not IDX, is truncated or corrupted, has trailing data,
+        or announces more than `max_bytes` of data.  An uncompressed file's size
+        is checked against its header before the data is read; compressed data
+        is read in chunks, so a lying header allocates no more than the data
+        really there (and gzip's own CRC and length checks catch corruption).
+    """
+    path = os.fspath(path)
+    with _open_regular(path) as raw:
+        compressed = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        stream = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+        try:
+            magic = _read_exactly(stream, 4, path, "the IDX header")
+            if magic[:2] != b"\0\0" or magic[2] not in _IDX_TYPES:
+                raise ValueError(f"{path}: not an IDX file (magic bytes {magic.hex()})")
+            dtype = np.dtype(_IDX_TYPES[magic[2]])
+            ndim = magic[3]
+            if not 1 <= ndim <= _IDX_MAX_DIMS:
+                raise ValueError(f"{path}: not an IDX file ({ndim} dimensions)")
+            shape = struct.unpack(f">{ndim}I", _read_exactly(stream, 4 * ndim, path,
+                                                            "the IDX header"))
+            nbytes = math.prod(shape) * dtype.itemsize
+            if nbytes > max_bytes:
+                raise ValueError(f"{path}: the header announces {nbytes} bytes of data "
+                                 f"(shape {shape}), more than max_bytes={max_bytes}")
+            total = 4 + 4 * ndim + nbytes
+            if not compressed:
+                size = os.fstat(raw.fileno()).st_size
+                if size != total:
+                    raise ValueError(f"{path}: {'truncated' if size < total else 'trailing data'}"
+                                     f": shape {shape} of {dtype.name} needs {total} bytes, the "
+                                     f"file has {size}")
+            data = _read_exactly(stream, nbytes, path, f"data of shape {shape}")
+            if compressed and stream.read(1):
+                raise ValueError(f"{path}: trailing data after the array")
+        except (OSError, EOFError, zlib.error, struct.error) as e:
+            raise ValueError(f"{path}: corrupted or not an IDX file ({type(e).__name__}: {e})") \
+                from None
+    return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+_MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def _find(directory, stem):
+    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"),
+                 stem.replace("-idx", ".idx") + ".gz"):
+        candidate = os.path.join(directory, name)
+        if os.path.exists(candidate):
+            return candidate
+    raise FileNotFoundError(f"no {stem} (or {stem}.gz) in {directory}")
+
+
+def load_mnist(directory, kind="train", normalize=True):
+    """Load MNIST or Fashion-MNIST from the IDX files in `directory`.
+
+    Looks for ``train-images-idx3-ubyte`` and ``train-labels-idx1-ubyte`` (kind
+    "train") or ``t10k-...`` (kind "test"), each optionally ``.gz``: the names
+    both data sets are distributed under.  Nothing is downloaded.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+    kind : "train" or "test"
+    normalize : bool
+        Scale pixels to [0, 1] as float32 (else raw uint8 0..255).
+
+    Returns
+    -------
+    X : ndarray of shape (n, rows * cols): float32 in [0, 1], or uint8
+    y : ndarray of int64, shape (n,)
+    """
+    if kind not in _MNIST_FILES:
+        raise ValueError(f"kind must be 'train' or 'test', got {kind!r}")
+    directory = os.fspath(directory)
+    image_path, label_path = (_find(directory, stem) for stem in _MNIST_FILES[kind])
+    images = load_idx(image_path)
+    labels = load_idx(label_path)
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise ValueError(f"{image_path}: expected uint8 images of shape (n, rows, cols), got "
+                         f"{images.dtype} {images.shape}")
+    if labels.ndim != 1 or labels.dtype != np.uint8:
+        raise ValueError(f"{label_path}: expected uint8 labels of shape (n,), got "
+                         f"{labels.dtype} {labels.shape}")
+    if labels.shape[0] != images.shape[0]:
+        raise ValueError(f"{image_path} has {images.shape[0]} images but {label_path} has "
+                         f"{labels.shape[0]} labels")
+    X = images.reshape(images.shape[0], -1)
+    if normalize:
+        X = X.astype(np.float32) / np.float32(255.0)
+    return X, labels.astype(np.int64)
+
+
+@dataclasses.dataclass
+class Table:
+    """A data file read by :func:`load_table`.
+
+    X : float64 (n, n_features);  y : (n,) float64 or str labels, or None;
+    feature_names : list of str;  target_name : str or None.
+    """
+
+    X: np.ndarray
+    y: np.ndarray | None
+    feature_names: list
+    target_name: str | None
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _labels_or_numbers(values):
+    """float64 when every value is a number, else the strings as they are."""
+    try:
+        return np.array(values, dtype=np.float64)
+    except ValueError:
+        return np.array(values, dtype=object).astype(str)
+
+
+def load_table(path, target=None, delimiter=None, target_optional=False):
+    """Read a data table from a CSV or ``.npz`` file.
+
+    CSV (any other extension): the delimiter is sniffed from the first line
+    (comma, semicolon, tab) unless given; the first row is a header when any of
+    its fields is not a number; every feature column must be numeric, with no
+    empty fields.
+
+    NPZ: arrays "X" (n, n_features) and optionally "y" (n,); loaded with
+    allow_pickle=False.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    target : str, int or None
+        The target column: a header name, or a 0-based index (negative counts
+        from the end).  None: no target (all columns are features).  For NPZ
+        files, None or "y".
+    delimiter : str or None
+    target_optional : bool
+        When the file has no `target` column, return y=None instead of raising.
+
+    Returns
+    -------
+    Table(X, y, feature_names, target_name); y holds numbers (float64) or, when
+    any target value is not a number, the label strings.
+
+    Raises
+    ------
+    ValueError naming the file, line and column of the problem.
+    """
+    path = os.fspath(path)
+    if path.lower().endswith(".npz"):
+        return _load_npz(path, None if target_optional and target != "y" else target)
+    with _open_regular(path) as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text (UTF-8) CSV file") from None
+    lines = text.splitlines()
+    if not any(line.strip() for line in lines):
+        raise ValueError(f"{path}: the file is empty")
+    if delimiter is None:
+        first = next(line for line in lines if line.strip())
+        delimiter = max((",", ";", "\t"), key=first.count)
+    try:
+        rows = [(i + 1, row) for i, row in enumerate(csv.reader(lines, delimiter=delimiter))
+                if row and any(cell.strip() for cell in row)]
+    except csv.Error as e:
+        raise ValueError(f"{path}: not a valid CSV file ({e})") from None
+    first_line, first = rows[0]
+    has_header = not all(_is_number(cell) for cell in first)
+    names = [c.strip() for c in first] if has_header else [f"x{j}" for j in range(len(first))]
+    body = rows[1:] if has_header else rows
+    if not body:
+        raise ValueError(f"{path}: no data rows")
+    width = len(names)
+    for line, row in body:
+        if len(row) != width:
+            raise ValueError(f"{path}, line {line}: {len(row)} fields, the "
+                             f"{'header' if has_header else 'first row'} has {width}")
+    if target_optional and not (isinstance(target, str) and target in names):
+        target = None
+    t = _target_index(path, target, names, has_header)
+    feature_cols = [j for j in range(width) if j != t]
+    if not feature_cols:
+        raise ValueError(f"{path}: no feature columns besides the target")
+    cells = [[row[j].strip() for j in feature_cols] for _, row in body]
+    try:
+        X = np.array(cells, dtype=np.float64)
+    except ValueError:
+        for (line, _), values in zip(body, cells):
+            for j, v in zip(feature_cols, values):
+                if not _is_number(v):
+                    what = "an empty field" if v == "" else f"non-numeric value {v[:40]!r}"
+                    raise ValueError(f"{path}, line {line}: column {names[j]!r} has {what}; "
+                                     "feature columns must be numeric") from None
+        raise
+    if not np.isfinite(X).all():
+        line = body[int(np.argwhere(~np.isfinite(X))[0, 0])][0]
+        raise ValueError(f"{path}, line {line}: a feature is NaN or infinite")
+    y = None
+    if t is not None:
+        values = [row[t].strip() for _, row in body]
+        for (line, _), v in zip(body, values):
+            if v == "":
+                raise ValueError(f"{path}, line {line}: the target {names[t]!r} is empty")
+        y = _labels_or_numbers(values)
+    return Table(X, y, [names[j] for j in feature_cols], None if t is None else names[t])
+
+
+def _target_index(path, target, names, has_header):
+    if target is None:
+        return None
+    if isinstance(target, str) and target in names:
+        return names.index(target)
+    if isinstance(target, str) and target.lstrip("-").isdigit():
+        target = int(target)
+    if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
+        if -len(names) <= target < len(names):
+            return int(target) % len(names)
+        raise ValueError(f"{path}: target column {target} is out of range: the file has "
+                         f"{len(names)} columns")
+    known = f"; columns: {', '.join(names[:20])}" if has_header else " (the file has no header)"
+    raise ValueError(f"{path}: no column named {target!r}{known}")
+
+
+def _load_npz(path, target):
+    if target not in (None, "y"):
+        raise ValueError(f"{path}: in an .npz file the target is the array 'y', not {target!r}")
+    try:
+        with _open_regular(path) as f, np.load(f, allow_pickle=False) as data:
+            if "X" not in data.files:
+                raise ValueError(f"{path}: the .npz file has no array 'X' (it has "
+                                 f"{', '.join(data.files[:20]) or 'none'})")
+            X = np.asarray(data["X"])
+            y = np.asarray(data["y"]) if "y" in data.files else None
+    except ValueError as e:
+        if str(e).startswith(path):
+            raise
+        raise ValueError(f"{path}: not a valid .npz file ({e})") from None
+    except (OSError, EOFError, zlib.error, KeyError, zipfile.BadZipFile, MemoryError) as e:
+        raise ValueError(f"{path}: not a valid .npz file ({type(e).__name__}: {e})") from None
+    if X.ndim != 2 or X.dtype.kind not in "fiu":
+        raise ValueError(f"{path}: X must be a 2-D numeric array, got {X.dtype} {X.shape}")
+    if y is not None and (y.ndim != 1 or y.shape[0] != X.shape[0]):
+        raise ValueError(f"{path}: y must be 1-D with one value per row of X, got {y.shape}")
+    if y is not None and y.dtype.kind not in "fiuU":
+        raise ValueError(f"{path}: y must hold numbers or strings, got {y.dtype}")
+    X = X.astype(np.float64)
+    if not np.isfinite(X).all():
+        raise ValueError(f"{path}: X contains NaN or infinity")
+    y = None if y is None else (y.astype(str) if y.dtype.kind == "U" else y.astype(np.float64))
+    return Table(X, y, [f"x{j}" for j in range(X.shape[1])], None if y is None else "y")

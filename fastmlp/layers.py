@@ -1,19 +1,95 @@
-"""Layers of a Sequential model, applied in list order.
+"""Layers of a Sequential model.
+
+Every layer class derives from :class:`Layer`, which registers it by class
+name, and describes itself with ``get_config()`` (JSON-able constructor
+arguments) and ``from_config(config)``: that is how a saved model names its
+layers (:mod:`fastmlp.io`) without storing code.
 
 Dense, Maxout, BatchNorm and PReLU have parameters (in the model's flat
 buffer, in this order per layer: Dense and Maxout W, b; BatchNorm gamma,
 beta; PReLU alpha); Dropout acts on the output of the layer before it.
 """
+import dataclasses
 import math
 
 from . import activations as _activations
-from .initializers import INITIALIZERS, default_for
+from . import initializers as _initializers
 
-__all__ = ["Dense", "Dropout", "BatchNorm", "PReLU", "Maxout", "Layer"]
+__all__ = ["Layer", "Dense", "Dropout", "BatchNorm", "PReLU", "Maxout", "LAYERS", "layer_config", "layer_from_config"]
+
+#: layer classes by class name (every Layer subclass adds itself)
+LAYERS = {}
 
 
 class Layer:
-    """Base class of the layers with parameters."""
+    """Base class of layers: registers subclasses by name for saving and loading."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        LAYERS[cls.__name__] = cls
+
+    def get_config(self):
+        """The constructor arguments as JSON-able values."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config):
+        """The layer from get_config()'s output (invalid values raise ValueError)."""
+        return cls(**config)
+
+
+def layer_config(layer):
+    """{"class": name, "config": {...}} of a layer."""
+    return {"class": type(layer).__name__, "config": layer.get_config()}
+
+
+def layer_from_config(spec):
+    """A layer from layer_config()'s output; ValueError for unknown classes or bad values."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("class"), str) \
+            or not isinstance(spec.get("config"), dict):
+        raise ValueError(f"a layer must be described as {{'class': name, 'config': {{...}}}}, "
+                         f"got {str(spec)[:100]}")
+    cls = LAYERS.get(spec["class"])
+    if cls is None:
+        raise ValueError(f"unknown layer class {spec['class'][:100]!r}; known: "
+                         f"{', '.join(sorted(LAYERS))}")
+    try:
+        return cls.from_config(spec["config"])
+    except TypeError as e:  # unexpected or missing arguments
+        raise ValueError(f"bad {cls.__name__} configuration: {e}") from None
+
+
+def activation_config(activation):
+    """An Activation as a dict of its fields ({"name": ..., "alpha": ...})."""
+    return dataclasses.asdict(activation)
+
+
+def activation_from_config(config):
+    """The Activation of activation_config()'s output (checked)."""
+    fields = {f.name for f in dataclasses.fields(_activations.Activation)}
+    if not isinstance(config, dict) or set(config) - fields or "name" not in config \
+            or not isinstance(config["name"], str):
+        raise ValueError(f"bad activation configuration {str(config)[:100]}")
+    for key, value in config.items():
+        if key != "name" and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not math.isfinite(value)):
+            raise ValueError(f"activation parameter {key} must be a finite number, got {value!r}")
+    return _activations.get(_activations.Activation(**config))
+
+
+def _init_config(init):
+    """An Initializer as its name, or {"name", "params"} when it has parameters."""
+    return init.name if not init.params else {"name": init.name, "params": dict(init.params)}
+
+
+def _init_from_config(config):
+    """The Initializer of _init_config()'s output (checked by its factory)."""
+    if isinstance(config, dict):
+        if set(config) != {"name", "params"} or not isinstance(config["params"], dict):
+            raise ValueError(f"bad initializer configuration {str(config)[:100]}")
+        return _initializers.get(
+            _initializers.Initializer(str(config["name"]), tuple(config["params"].items())))
+    return config
 
 
 class Dense(Layer):
@@ -26,9 +102,11 @@ class Dense(Layer):
     activation : str, Activation or None
         See :mod:`fastmlp.activations`; None is identity (use it for the last
         layer under softmax cross-entropy, which works on logits).
-    init : str or None
-        Weight initializer (:mod:`fastmlp.initializers`); None picks He for the
-        ReLU family and Xavier/Glorot otherwise.  Biases start at zero.
+    init : str, Initializer or None
+        Weight initializer (:mod:`fastmlp.initializers`), by name or with its
+        parameters (``fm.initializers.normal(std=0.01)``); None picks He for
+        the ReLU family, LeCun normal for selu and Xavier/Glorot otherwise
+        (:func:`fastmlp.initializers.default_for`).  Biases start at zero.
 
     Shape
     -----
@@ -41,16 +119,27 @@ class Dense(Layer):
         self.units = units
         self.activation = _activations.get(activation)
         if init is None:
-            init = default_for(self.activation.name)
-        if init not in INITIALIZERS:
-            raise ValueError(f"unknown initializer {init!r}; choose from {', '.join(INITIALIZERS)}")
-        self.init = init
+            init = _initializers.default_for(self.activation.name)
+        self.init = _initializers.get(init)
+
+    def get_config(self):
+        return {"units": self.units, "activation": activation_config(self.activation),
+                "init": _init_config(self.init)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("activation"), dict):
+            config["activation"] = activation_from_config(config["activation"])
+        if "init" in config:
+            config["init"] = _init_from_config(config["init"])
+        return cls(**config)
 
     def __repr__(self):
         return f"Dense({self.units}, activation={self.activation!r})"
 
 
-class Dropout:
+class Dropout(Layer):
     """Inverted dropout on the previous layer's output (Srivastava et al. 2014).
 
     During training each unit of each sample is zeroed with probability `rate`
@@ -71,6 +160,9 @@ class Dropout:
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"Dropout rate must be in [0, 1), got {rate}")
         self.rate = rate
+
+    def get_config(self):
+        return {"rate": self.rate}
 
     def __repr__(self):
         return f"Dropout({self.rate:g})"
@@ -115,10 +207,18 @@ class Maxout(Layer):
         if isinstance(pieces, bool) or not isinstance(pieces, int) or pieces < 2:
             raise ValueError(f"Maxout pieces must be an integer >= 2, got {pieces!r}")
         self.pieces = pieces
-        if init not in INITIALIZERS:
-            raise ValueError(f"unknown initializer {init!r}; choose from {', '.join(INITIALIZERS)}")
-        self.init = init
+        self.init = _initializers.get(init)
         self.activation = _activations.get(None)
+
+    def get_config(self):
+        return {"units": self.units, "pieces": self.pieces, "init": _init_config(self.init)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if "init" in config:
+            config["init"] = _init_from_config(config["init"])
+        return cls(**config)
 
     def __repr__(self):
         return f"Maxout({self.units}, pieces={self.pieces})"
@@ -177,6 +277,17 @@ class BatchNorm(Layer):
         self.momentum, self.eps = momentum, eps
         self.activation = _activations.get(activation)
 
+    def get_config(self):
+        return {"momentum": self.momentum, "eps": self.eps,
+                "activation": activation_config(self.activation)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("activation"), dict):
+            config["activation"] = activation_from_config(config["activation"])
+        return cls(**config)
+
     def __repr__(self):
         args = [f"{name}={value:g}" for name, value, default in
                 (("momentum", self.momentum, 0.9), ("eps", self.eps, 1e-5)) if value != default]
@@ -208,6 +319,9 @@ class PReLU(Layer):
             raise ValueError(f"PReLU init must be a finite number, got {init}")
         self.init = init
         self.activation = _activations.get(None)
+
+    def get_config(self):
+        return {"init": self.init}
 
     def __repr__(self):
         return f"PReLU(init={self.init:g})"

@@ -7,6 +7,8 @@ threshold (``_runtime.MIN_WORK_PER_THREAD`` multiply-adds per thread), so the
 tests that must exercise two threads use a few shapes large enough to cross
 it; the ``threads`` fixture makes sure the setting is in force either way.
 """
+import math
+
 import numpy as np
 import pytest
 
@@ -15,7 +17,14 @@ from fastmlp._backend import kernels
 
 BACKENDS = ("native", "numpy")
 DTYPES = (np.float32, np.float64)
-ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
+ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "binary_step", "elu",
+               "selu", "softplus", "softsign", "arctan", "asinh", "isru", "isrlu", "sqnl",
+               "bent_identity", "gelu", "gelu_exact", "silu", "brelu")
+# the default parameter of the parametrized ones (kernels use it when alpha is None)
+DEFAULT_ALPHA = {"leaky_relu": 0.01, "elu": 1.0, "isru": 1.0, "isrlu": 1.0, "silu": 1.0}
+
+SELU_ALPHA = 1.6732632423543772848170429916717     # Klambauer et al. 2017, eq. 14
+SELU_LAMBDA = 1.0507009873554804934193349852946
 
 
 def tolerance(dtype):
@@ -38,37 +47,114 @@ def assert_close(actual, desired, dtype, rtol=None, atol=None, err_msg=""):
     np.testing.assert_allclose(actual, desired, rtol=rtol, atol=atol, err_msg=err_msg)
 
 
-def textbook_forward(name, z, alpha=0.01):
-    """f(z) in float64, straight from the definition."""
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _odd_units(z):
+    """Mask of the odd units (columns 1, 3, ...) along the last axis."""
+    odd = np.zeros(z.shape, dtype=bool)
+    odd[..., 1::2] = True
+    return odd
+
+
+def textbook_forward(name, z, alpha=None):
+    """f(z) in float64, straight from the definition (z's last axis: the units)."""
     z = np.asarray(z, dtype=np.float64)
-    if name == "identity":
-        return z.copy()
-    if name == "sigmoid":
-        with np.errstate(over="ignore"):
+    alpha = DEFAULT_ALPHA.get(name, 0.0) if alpha is None else alpha
+    with np.errstate(over="ignore"):
+        if name == "identity":
+            return z.copy()
+        if name == "binary_step":
+            return np.where(z >= 0, 1.0, 0.0)
+        if name == "sigmoid":
             return 1.0 / (1.0 + np.exp(-z))
-    if name == "tanh":
-        return np.tanh(z)
-    if name == "relu":
-        return np.where(z > 0, z, 0.0)
-    if name == "leaky_relu":
-        return np.where(z > 0, z, alpha * z)
+        if name == "tanh":
+            return np.tanh(z)
+        if name == "relu":
+            return np.where(z > 0, z, 0.0)
+        if name == "leaky_relu":
+            return np.where(z > 0, z, alpha * z)
+        if name == "elu":
+            return np.where(z > 0, z, alpha * np.expm1(z))
+        if name == "selu":
+            return SELU_LAMBDA * np.where(z > 0, z, SELU_ALPHA * np.expm1(z))
+        if name == "softplus":
+            return np.log1p(np.exp(z))
+        if name == "softsign":
+            return z / (1.0 + np.abs(z))
+        if name == "arctan":
+            return np.arctan(z)
+        if name == "asinh":
+            return np.arcsinh(z)
+        if name == "isru":
+            return z / np.sqrt(1.0 + alpha * z * z)
+        if name == "isrlu":
+            return np.where(z >= 0, z, z / np.sqrt(1.0 + alpha * z * z))
+        if name == "sqnl":
+            return np.select([z > 2, z >= 0, z >= -2], [1.0, z - z * z / 4, z + z * z / 4], -1.0)
+        if name == "bent_identity":
+            return (np.sqrt(z * z + 1.0) - 1.0) / 2.0 + z
+        if name == "gelu":
+            return 0.5 * z * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (z + 0.044715 * z ** 3)))
+        if name == "gelu_exact":
+            return 0.5 * z * (1.0 + _erf(z / np.sqrt(2.0)))
+        if name == "silu":
+            return z / (1.0 + np.exp(-alpha * z))
+        if name == "brelu":
+            return np.where(_odd_units(z), np.minimum(z, 0.0), np.maximum(z, 0.0))
     raise AssertionError(name)
 
 
-def textbook_derivative(name, z, alpha=0.01):
-    """f'(z) in float64, straight from the definition."""
+def textbook_derivative(name, z, alpha=None):
+    """f'(z) in float64, straight from the definition (z's last axis: the units)."""
     z = np.asarray(z, dtype=np.float64)
-    if name == "identity":
-        return np.ones_like(z)
-    if name == "sigmoid":
-        s = textbook_forward("sigmoid", z)
-        return s * (1.0 - s)
-    if name == "tanh":
-        return 1.0 - np.tanh(z) ** 2
-    if name == "relu":
-        return (z > 0).astype(np.float64)
-    if name == "leaky_relu":
-        return np.where(z > 0, 1.0, alpha)
+    alpha = DEFAULT_ALPHA.get(name, 0.0) if alpha is None else alpha
+    with np.errstate(over="ignore"):
+        if name == "identity":
+            return np.ones_like(z)
+        if name == "binary_step":
+            return np.zeros_like(z)
+        if name == "sigmoid":
+            s = textbook_forward("sigmoid", z)
+            return s * (1.0 - s)
+        if name == "tanh":
+            return 1.0 - np.tanh(z) ** 2
+        if name == "relu":
+            return (z > 0).astype(np.float64)
+        if name == "leaky_relu":
+            return np.where(z > 0, 1.0, alpha)
+        if name == "elu":
+            return np.where(z > 0, 1.0, alpha * np.exp(z))
+        if name == "selu":
+            return SELU_LAMBDA * np.where(z > 0, 1.0, SELU_ALPHA * np.exp(z))
+        if name == "softplus":
+            return 1.0 / (1.0 + np.exp(-z))
+        if name == "softsign":
+            return 1.0 / (1.0 + np.abs(z)) ** 2
+        if name == "arctan":
+            return 1.0 / (1.0 + z * z)
+        if name == "asinh":
+            return 1.0 / np.sqrt(1.0 + z * z)
+        if name == "isru":
+            return (1.0 + alpha * z * z) ** -1.5
+        if name == "isrlu":
+            return np.where(z >= 0, 1.0, (1.0 + alpha * z * z) ** -1.5)
+        if name == "sqnl":
+            return np.select([z > 2, z >= 0, z >= -2], [0.0, 1.0 - z / 2, 1.0 + z / 2], 0.0)
+        if name == "bent_identity":
+            return z / (2.0 * np.sqrt(z * z + 1.0)) + 1.0
+        if name == "gelu":
+            c = np.sqrt(2.0 / np.pi)
+            t = np.tanh(c * (z + 0.044715 * z ** 3))
+            return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * c * (1.0 + 3 * 0.044715 * z * z)
+        if name == "gelu_exact":
+            cdf = 0.5 * (1.0 + _erf(z / np.sqrt(2.0)))
+            return cdf + z * np.exp(-0.5 * z * z) / np.sqrt(2.0 * np.pi)
+        if name == "silu":
+            s = 1.0 / (1.0 + np.exp(-alpha * z))
+            return s + alpha * z * s * (1.0 - s)
+        if name == "brelu":
+            return np.where(_odd_units(z), z < 0, z > 0).astype(np.float64)
     raise AssertionError(name)
 
 

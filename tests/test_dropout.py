@@ -189,8 +189,23 @@ def test_bad_layer_rate_raises(rate):
         fm.Dropout(rate)
 
 
-def test_summary_lists_dropout(capsys):
+def test_summary_lists_dropout():
     model = _model("native")
-    text = model.summary()
+    text = model.summary(print_fn=None)
     assert "Dropout(0.3)" in text
-    assert f"total parameters: {model.count_params()}" in text
+    assert f"total: {model.count_params():,} parameters" in text
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_resumed_fit_reproduces_masks(backend, tmp_path):
+    X, y = _data(n=96)
+    straight = _model(backend, dtype="float32", seed=2)
+    straight.fit(X, y, epochs=4, batch_size=16, verbose=0)
+    first = _model(backend, dtype="float32", seed=2)
+    first.fit(X, y, epochs=2, batch_size=16, verbose=0)
+    first.save(tmp_path / "half.fm")
+    resumed = fm.load_model(tmp_path / "half.fm")
+    resumed.fit(X, y, epochs=2, batch_size=16, verbose=0)
+    assert "Dropout(0.3)" in repr(resumed)
+    for a, b in zip(straight.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)

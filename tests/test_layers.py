@@ -507,7 +507,8 @@ def test_weights_order_state_and_spans(backend):
     assert model._plan.decay_spans == spans
     text = model.summary()
     assert "Maxout(4, pieces=3)" in text and "PReLU(init=0.25)" in text
-    assert f"total parameters: {model.count_params()}" in text
+    assert f"total: {model.count_params():,} parameters" in text
+    assert "gamma 5" in text and "alpha 4" in text
 
 
 def test_set_state_checks_and_round_trips():
@@ -590,9 +591,9 @@ def test_softmax_cross_entropy_needs_logits_from_the_last_layer(backend):
 
 @pytest.mark.parametrize("make", [
     lambda: fm.Maxout(4, pieces=1), lambda: fm.Maxout(4, pieces=2.0), lambda: fm.Maxout(0),
-    lambda: fm.Maxout(3, init="zeros"), lambda: fm.BatchNorm(momentum=1.5),
+    lambda: fm.Maxout(3, init="no_such_init"), lambda: fm.BatchNorm(momentum=1.5),
     lambda: fm.BatchNorm(momentum=float("nan")), lambda: fm.BatchNorm(eps=0),
-    lambda: fm.BatchNorm(eps=-1e-5), lambda: fm.BatchNorm(activation="swish"),
+    lambda: fm.BatchNorm(eps=-1e-5), lambda: fm.BatchNorm(activation="no_such_activation"),
     lambda: fm.PReLU(init=float("inf")), lambda: fm.PReLU(init="a"),
 ])
 def test_bad_layer_arguments_raise(make):

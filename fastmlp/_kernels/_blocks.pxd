@@ -39,6 +39,27 @@ cdef inline void adam_scales(double lr, double beta1, double beta2, long step,
     inv_sqrt_bc2[0] = 1.0 / sqrt(1.0 - pow(beta2, step))
 
 
+cdef inline double nadam_mu(double beta1, double momentum_decay, long step) noexcept nogil:
+    """NAdam's momentum coefficient of step t: mu_t = b1 (1 - 0.96^(t psi) / 2)."""
+    return beta1 * (1.0 - 0.5 * pow(0.96, step * momentum_decay))
+
+
+cdef inline double nadam_scales(double lr, double beta1, double beta2, double momentum_decay,
+                                long step, double mu_product, double *c_g, double *c_m,
+                                double *inv_sqrt_bc2) noexcept nogil:
+    """NAdam's per-step factors (PyTorch's formulation) from mu_product =
+    prod_{i<t} mu_i; returns prod_{i<=t} mu_i:
+    c_g = lr (1 - mu_t) / (1 - prod_{i<=t} mu_i),
+    c_m = lr mu_{t+1} / (1 - prod_{i<=t+1} mu_i), inv_sqrt_bc2 = 1 / sqrt(1 - b2^t)."""
+    cdef double mu = nadam_mu(beta1, momentum_decay, step)
+    cdef double mu_next = nadam_mu(beta1, momentum_decay, step + 1)
+    mu_product = mu_product * mu
+    c_g[0] = lr * (1.0 - mu) / (1.0 - mu_product)
+    c_m[0] = lr * mu_next / (1.0 - mu_product * mu_next)
+    inv_sqrt_bc2[0] = 1.0 / sqrt(1.0 - pow(beta2, step))
+    return mu_product
+
+
 cdef inline void dense_forward_rows(const floating *x, const floating *w, const floating *b,
                                     floating *z, floating *a, Py_ssize_t r0, Py_ssize_t r1,
                                     int n_in, int n_out, int act,
@@ -94,7 +115,7 @@ cdef inline void activation_backward_rows(const floating *z, const floating *a, 
                                           double alpha) noexcept nogil:
     """d[r0:r1] *= f'(z[r0:r1])  (chain rule through the activation, in place)."""
     activation_backward(act, alpha, z + r0 * cols, a + r0 * cols, d + r0 * cols,
-                        d + r0 * cols, (r1 - r0) * cols)
+                        d + r0 * cols, r1 - r0, cols)
 
 
 cdef inline void maxout_forward_rows(const floating *x, const floating *w, const floating *b,

@@ -21,51 +21,71 @@ cdef extern from "fm_kernels.h" nogil:
 
     int FM_N_ACTIVATIONS
     const char *fm_activation_name(int code)
+    double fm_activation_default_alpha(int code)
 
     void fm_bias_activation_f32(int act, float alpha, float *z, float *a, const float *b,
                                 Py_ssize_t rows, Py_ssize_t cols)
     void fm_bias_activation_f64(int act, double alpha, double *z, double *a, const double *b,
                                 Py_ssize_t rows, Py_ssize_t cols)
-    void fm_activation_forward_f32(int act, float alpha, const float *z, float *a, Py_ssize_t n)
-    void fm_activation_forward_f64(int act, double alpha, const double *z, double *a, Py_ssize_t n)
+    void fm_activation_forward_f32(int act, float alpha, const float *z, float *a,
+                                   Py_ssize_t rows, Py_ssize_t cols)
+    void fm_activation_forward_f64(int act, double alpha, const double *z, double *a,
+                                   Py_ssize_t rows, Py_ssize_t cols)
     void fm_activation_backward_f32(int act, float alpha, const float *z, const float *a,
-                                    const float *da, float *dz, Py_ssize_t n)
+                                    const float *da, float *dz, Py_ssize_t rows, Py_ssize_t cols)
     void fm_activation_backward_f64(int act, double alpha, const double *z, const double *a,
-                                    const double *da, double *dz, Py_ssize_t n)
+                                    const double *da, double *dz, Py_ssize_t rows,
+                                    Py_ssize_t cols)
     void fm_column_sums_f32(const float *dz, float *db, Py_ssize_t rows, Py_ssize_t cols,
                             Py_ssize_t c0, Py_ssize_t c1)
     void fm_column_sums_f64(const double *dz, double *db, Py_ssize_t rows, Py_ssize_t cols,
                             Py_ssize_t c0, Py_ssize_t c1)
-
-    double fm_softmax_xent_labels_f32(const float *z, const int64_t *y, const float *w, float *g,
-                                      Py_ssize_t rows, Py_ssize_t cols, float scale)
-    double fm_softmax_xent_labels_f64(const double *z, const int64_t *y, const double *w,
-                                      double *g, Py_ssize_t rows, Py_ssize_t cols, double scale)
-    double fm_softmax_xent_targets_f32(const float *z, const float *t, const float *w, float *g,
-                                       Py_ssize_t rows, Py_ssize_t cols, float scale)
-    double fm_softmax_xent_targets_f64(const double *z, const double *t, const double *w,
-                                       double *g, Py_ssize_t rows, Py_ssize_t cols, double scale)
-    void fm_softmax_f32(const float *z, float *p, Py_ssize_t rows, Py_ssize_t cols)
-    void fm_softmax_f64(const double *z, double *p, Py_ssize_t rows, Py_ssize_t cols)
-    double fm_squared_error_f32(const float *z, const float *y, const float *w, float *g,
-                                Py_ssize_t rows, Py_ssize_t cols, float scale)
-    double fm_squared_error_f64(const double *z, const double *y, const double *w, double *g,
-                                Py_ssize_t rows, Py_ssize_t cols, double scale)
 
     int fm_block_finite_f32(const float *x, Py_ssize_t rows, Py_ssize_t ld, Py_ssize_t c0,
                             Py_ssize_t c1)
     int fm_block_finite_f64(const double *x, Py_ssize_t rows, Py_ssize_t ld, Py_ssize_t c0,
                             Py_ssize_t c1)
 
+    ctypedef struct fm_grad_mod:
+        double scale   # global-norm clipping factor
+        double clip    # clip-by-value bound (inf: none)
+        double l1      # penalty coefficients (0 outside weight matrices)
+        double l2
+
     int fm_sgd_update_f32(float *p, const float *g, float *v, Py_ssize_t n, float lr, float mu,
-                           int nesterov)
+                          int nesterov, const fm_grad_mod *mod)
     int fm_sgd_update_f64(double *p, const double *g, double *v, Py_ssize_t n, double lr,
-                           double mu, int nesterov)
+                          double mu, int nesterov, const fm_grad_mod *mod)
     int fm_adam_update_f32(float *p, const float *g, float *m, float *v, Py_ssize_t n, float b1,
-                            float b2, float eps, float step_size, float inv_sqrt_bc2)
+                           float b2, float eps, float step_size, float inv_sqrt_bc2, float decay,
+                           const fm_grad_mod *mod)
     int fm_adam_update_f64(double *p, const double *g, double *m, double *v, Py_ssize_t n,
-                            double b1, double b2, double eps, double step_size,
-                            double inv_sqrt_bc2)
+                           double b1, double b2, double eps, double step_size,
+                           double inv_sqrt_bc2, double decay, const fm_grad_mod *mod)
+    int fm_adagrad_update_f32(float *p, const float *g, float *s, Py_ssize_t n, float lr,
+                              float eps, const fm_grad_mod *mod)
+    int fm_adagrad_update_f64(double *p, const double *g, double *s, Py_ssize_t n, double lr,
+                              double eps, const fm_grad_mod *mod)
+    int fm_rmsprop_update_f32(float *p, const float *g, float *s, float *b, float *a,
+                              Py_ssize_t n, float lr, float rho, float eps, float mu,
+                              const fm_grad_mod *mod)
+    int fm_rmsprop_update_f64(double *p, const double *g, double *s, double *b, double *a,
+                              Py_ssize_t n, double lr, double rho, double eps, double mu,
+                              const fm_grad_mod *mod)
+    int fm_nadam_update_f32(float *p, const float *g, float *m, float *v, Py_ssize_t n, float b1,
+                            float b2, float eps, float c_g, float c_m, float inv_sqrt_bc2,
+                            const fm_grad_mod *mod)
+    int fm_nadam_update_f64(double *p, const double *g, double *m, double *v, Py_ssize_t n,
+                            double b1, double b2, double eps, double c_g, double c_m,
+                            double inv_sqrt_bc2, const fm_grad_mod *mod)
+    double fm_sum_squares_f32(const float *x, Py_ssize_t n)
+    double fm_sum_squares_f64(const double *x, Py_ssize_t n)
+    double fm_penalty_f32(const float *x, Py_ssize_t n, double l1, double l2)
+    double fm_penalty_f64(const double *x, Py_ssize_t n, double l1, double l2)
+    void fm_max_norm_columns_f32(float *w, Py_ssize_t rows, Py_ssize_t ld, Py_ssize_t c0,
+                                 Py_ssize_t c1, double max_norm)
+    void fm_max_norm_columns_f64(double *w, Py_ssize_t rows, Py_ssize_t ld, Py_ssize_t c0,
+                                 Py_ssize_t c1, double max_norm)
 
 
 # z += b; a = f(z)   (a may be z)
@@ -89,23 +109,23 @@ cdef inline void dropout_rows(const floating *inp, floating *out, Py_ssize_t r0,
                             1.0 / (1.0 - p))
 
 
-# a = f(z)
+# a = f(z) on a (rows, cols) block (the column matters to bipolar activations)
 cdef inline void activation_forward(int act, double alpha, const floating *z, floating *a,
-                                    Py_ssize_t n) noexcept nogil:
+                                    Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
     if floating is float:
-        fm_activation_forward_f32(act, <float>alpha, z, a, n)
+        fm_activation_forward_f32(act, <float>alpha, z, a, rows, cols)
     else:
-        fm_activation_forward_f64(act, alpha, z, a, n)
+        fm_activation_forward_f64(act, alpha, z, a, rows, cols)
 
 
-# dz = da * f'(z)
+# dz = da * f'(z) on a (rows, cols) block
 cdef inline void activation_backward(int act, double alpha, const floating *z,
                                      const floating *a, const floating *da, floating *dz,
-                                     Py_ssize_t n) noexcept nogil:
+                                     Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
     if floating is float:
-        fm_activation_backward_f32(act, <float>alpha, z, a, da, dz, n)
+        fm_activation_backward_f32(act, <float>alpha, z, a, da, dz, rows, cols)
     else:
-        fm_activation_backward_f64(act, alpha, z, a, da, dz, n)
+        fm_activation_backward_f64(act, alpha, z, a, da, dz, rows, cols)
 
 
 # db[c0:c1] = sum over rows of dz[:, c0:c1]
@@ -117,44 +137,6 @@ cdef inline void column_sums(const floating *dz, floating *db, Py_ssize_t rows, 
         fm_column_sums_f64(dz, db, rows, cols, c0, c1)
 
 
-# sum_r w_r CE(softmax(z_r), y_r);  g = scale * w * (softmax(z) - onehot(y))
-cdef inline double softmax_xent_labels(const floating *z, const int64_t *y, const floating *w,
-                                       floating *g, Py_ssize_t rows, Py_ssize_t cols,
-                                       double scale) noexcept nogil:
-    if floating is float:
-        return fm_softmax_xent_labels_f32(z, y, w, g, rows, cols, <float>scale)
-    else:
-        return fm_softmax_xent_labels_f64(z, y, w, g, rows, cols, scale)
-
-
-# sum_r w_r CE(softmax(z_r), t_r);  g = scale * w * (softmax(z) sum(t) - t)
-cdef inline double softmax_xent_targets(const floating *z, const floating *t, const floating *w,
-                                        floating *g, Py_ssize_t rows, Py_ssize_t cols,
-                                        double scale) noexcept nogil:
-    if floating is float:
-        return fm_softmax_xent_targets_f32(z, t, w, g, rows, cols, <float>scale)
-    else:
-        return fm_softmax_xent_targets_f64(z, t, w, g, rows, cols, scale)
-
-
-cdef inline void softmax(const floating *z, floating *p, Py_ssize_t rows,
-                         Py_ssize_t cols) noexcept nogil:
-    if floating is float:
-        fm_softmax_f32(z, p, rows, cols)
-    else:
-        fm_softmax_f64(z, p, rows, cols)
-
-
-# sum_r w_r |z_r - y_r|^2;  g = scale * w * (z - y)
-cdef inline double squared_error(const floating *z, const floating *y, const floating *w,
-                                 floating *g, Py_ssize_t rows, Py_ssize_t cols,
-                                 double scale) noexcept nogil:
-    if floating is float:
-        return fm_squared_error_f32(z, y, w, g, rows, cols, <float>scale)
-    else:
-        return fm_squared_error_f64(z, y, w, g, rows, cols, scale)
-
-
 # 1 if x[r, c0:c1] is finite for all rows r of a (rows, ld) block
 cdef inline bint block_finite(const floating *x, Py_ssize_t rows, Py_ssize_t ld, Py_ssize_t c0,
                               Py_ssize_t c1) noexcept nogil:
@@ -164,23 +146,88 @@ cdef inline bint block_finite(const floating *x, Py_ssize_t rows, Py_ssize_t ld,
         return fm_block_finite_f64(x, rows, ld, c0, c1)
 
 
-# the updates return 1 when every new parameter is finite
+# The updates return 1 when every new parameter is finite.  `mod` (NULL: none)
+# clips the loss gradient and adds the penalty gradient first (fm_optim_impl.h).
+
+# v = mu v + g;  p -= lr v   (nesterov: p -= lr (g + mu v); mu == 0: p -= lr g)
 cdef inline bint sgd_update(floating *p, const floating *g, floating *v, Py_ssize_t n,
-                            double lr, double mu, bint nesterov) noexcept nogil:
+                            double lr, double mu, bint nesterov,
+                            const fm_grad_mod *mod) noexcept nogil:
     if floating is float:
-        return fm_sgd_update_f32(p, g, v, n, <float>lr, <float>mu, nesterov)
+        return fm_sgd_update_f32(p, g, v, n, <float>lr, <float>mu, nesterov, mod)
     else:
-        return fm_sgd_update_f64(p, g, v, n, lr, mu, nesterov)
+        return fm_sgd_update_f64(p, g, v, n, lr, mu, nesterov, mod)
 
 
+# m, v moments;  p = decay p - step_size m / (sqrt(v) inv_sqrt_bc2 + eps)
 cdef inline bint adam_update(floating *p, const floating *g, floating *m, floating *v,
                              Py_ssize_t n, double b1, double b2, double eps, double step_size,
-                             double inv_sqrt_bc2) noexcept nogil:
+                             double inv_sqrt_bc2, double decay,
+                             const fm_grad_mod *mod) noexcept nogil:
     if floating is float:
         return fm_adam_update_f32(p, g, m, v, n, <float>b1, <float>b2, <float>eps,
-                                  <float>step_size, <float>inv_sqrt_bc2)
+                                  <float>step_size, <float>inv_sqrt_bc2, <float>decay, mod)
     else:
-        return fm_adam_update_f64(p, g, m, v, n, b1, b2, eps, step_size, inv_sqrt_bc2)
+        return fm_adam_update_f64(p, g, m, v, n, b1, b2, eps, step_size, inv_sqrt_bc2, decay,
+                                  mod)
+
+
+# s += g^2;  p -= lr g / (sqrt(s) + eps)
+cdef inline bint adagrad_update(floating *p, const floating *g, floating *s, Py_ssize_t n,
+                                double lr, double eps, const fm_grad_mod *mod) noexcept nogil:
+    if floating is float:
+        return fm_adagrad_update_f32(p, g, s, n, <float>lr, <float>eps, mod)
+    else:
+        return fm_adagrad_update_f64(p, g, s, n, lr, eps, mod)
+
+
+# s = rho s + (1 - rho) g^2;  p -= lr g / (sqrt(s) + eps)  (b: momentum, a: centered)
+cdef inline bint rmsprop_update(floating *p, const floating *g, floating *s, floating *b,
+                                floating *a, Py_ssize_t n, double lr, double rho, double eps,
+                                double mu, const fm_grad_mod *mod) noexcept nogil:
+    if floating is float:
+        return fm_rmsprop_update_f32(p, g, s, b, a, n, <float>lr, <float>rho, <float>eps,
+                                     <float>mu, mod)
+    else:
+        return fm_rmsprop_update_f64(p, g, s, b, a, n, lr, rho, eps, mu, mod)
+
+
+# m, v moments;  p -= (c_g g + c_m m) / (sqrt(v) inv_sqrt_bc2 + eps)
+cdef inline bint nadam_update(floating *p, const floating *g, floating *m, floating *v,
+                              Py_ssize_t n, double b1, double b2, double eps, double c_g,
+                              double c_m, double inv_sqrt_bc2,
+                              const fm_grad_mod *mod) noexcept nogil:
+    if floating is float:
+        return fm_nadam_update_f32(p, g, m, v, n, <float>b1, <float>b2, <float>eps, <float>c_g,
+                                   <float>c_m, <float>inv_sqrt_bc2, mod)
+    else:
+        return fm_nadam_update_f64(p, g, m, v, n, b1, b2, eps, c_g, c_m, inv_sqrt_bc2, mod)
+
+
+# sum x^2 in double
+cdef inline double sum_squares(const floating *x, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return fm_sum_squares_f32(x, n)
+    else:
+        return fm_sum_squares_f64(x, n)
+
+
+# sum (l2/2) x^2 + l1 |x| in double
+cdef inline double penalty(const floating *x, Py_ssize_t n, double l1, double l2) noexcept nogil:
+    if floating is float:
+        return fm_penalty_f32(x, n, l1, l2)
+    else:
+        return fm_penalty_f64(x, n, l1, l2)
+
+
+# columns c0..c1-1 of a (rows, ld) matrix: w *= max_norm / |w| where |w| > max_norm
+cdef inline void max_norm_columns(floating *w, Py_ssize_t rows, Py_ssize_t ld, Py_ssize_t c0,
+                                  Py_ssize_t c1, double max_norm) noexcept nogil:
+    if floating is float:
+        fm_max_norm_columns_f32(w, rows, ld, c0, c1, max_norm)
+    else:
+        fm_max_norm_columns_f64(w, rows, ld, c0, c1, max_norm)
+
 
 
 # ---- batch normalization, PReLU, maxout (csrc/fm_layers_impl.h) --------------------

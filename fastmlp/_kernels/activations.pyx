@@ -7,7 +7,8 @@ rows of a 2-D array split across threads.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, threadid
-from fastmlp._kernels._cfm cimport (FM_N_ACTIVATIONS, fm_activation_name, fm_dropout_key_t,
+from fastmlp._kernels._cfm cimport (FM_N_ACTIVATIONS, fm_activation_name,
+                                    fm_activation_default_alpha, fm_dropout_key_t,
                                     fm_dropout_key, dropout_rows,
                                     activation_forward as c_forward,
                                     activation_backward as c_backward)
@@ -17,6 +18,8 @@ from fastmlp._kernels._runtime cimport threads_for, ELEMENTWISE_GRAIN
 include "_checks.pxi"
 
 ACTIVATIONS = tuple(fm_activation_name(i).decode() for i in range(FM_N_ACTIVATIONS))
+# the default of each activation's parameter (0.0 where it has none)
+DEFAULT_ALPHA = {name: fm_activation_default_alpha(i) for i, name in enumerate(ACTIVATIONS)}
 _CODES = {name: i for i, name in enumerate(ACTIVATIONS)}
 
 
@@ -28,15 +31,23 @@ def activation_code(str name):
         raise ValueError(f"unknown activation {name!r}; choose from {', '.join(ACTIVATIONS)}")
 
 
+def activation_alpha(str name, alpha):
+    """`alpha`, or the default parameter of activation `name` when alpha is None."""
+    activation_code(name)
+    return DEFAULT_ALPHA[name] if alpha is None else float(alpha)
+
+
 def activation_forward(const floating[:, ::1] Z, str activation, floating[:, ::1] out,
-                       double alpha=0.01):
-    """out = f(Z) elementwise.
+                       alpha=None):
+    """out = f(Z) elementwise (f applied with the unit's column for bipolar ones).
 
     Z : ndarray of shape (n, m)   # IN
     out : ndarray of shape (n, m) # OUT (may be Z)
-    alpha : slope parameter of leaky_relu
+    alpha : float or None, the activation's parameter (leaky_relu's slope, elu's
+        alpha, silu's beta, ...); None is its default (DEFAULT_ALPHA)
     """
     cdef int act = activation_code(activation)
+    cdef double a = activation_alpha(activation, alpha)
     check_shape2("out", out.shape[0], out.shape[1], Z.shape[0], Z.shape[1])
     cdef Py_ssize_t rows = Z.shape[0], cols = Z.shape[1], r0, r1
     if rows == 0 or cols == 0:
@@ -48,18 +59,20 @@ def activation_forward(const floating[:, ::1] Z, str activation, floating[:, ::1
         tid = threadid()
         r0 = share_lo(rows, tid, nt)
         r1 = share_lo(rows, tid + 1, nt)
-        c_forward(act, alpha, &Z[0, 0] + r0 * cols, &out[0, 0] + r0 * cols, (r1 - r0) * cols)
+        c_forward(act, a, &Z[0, 0] + r0 * cols, &out[0, 0] + r0 * cols, r1 - r0, cols)
         flush_denormals_end(fpu)
 
 def activation_backward(const floating[:, ::1] Z, const floating[:, ::1] A,
                         const floating[:, ::1] dA, str activation, floating[:, ::1] out,
-                        double alpha=0.01):
+                        alpha=None):
     """out = dA * f'(Z) elementwise, where A = f(Z) (some derivatives use it).
 
     Z, A, dA : ndarray of shape (n, m)   # IN
     out : ndarray of shape (n, m)        # OUT (may be dA)
+    alpha : float or None, as for activation_forward
     """
     cdef int act = activation_code(activation)
+    cdef double a = activation_alpha(activation, alpha)
     cdef Py_ssize_t rows = Z.shape[0], cols = Z.shape[1], r0, r1
     check_shape2("A", A.shape[0], A.shape[1], rows, cols)
     check_shape2("dA", dA.shape[0], dA.shape[1], rows, cols)
@@ -73,26 +86,49 @@ def activation_backward(const floating[:, ::1] Z, const floating[:, ::1] A,
         tid = threadid()
         r0 = share_lo(rows, tid, nt)
         r1 = share_lo(rows, tid + 1, nt)
-        c_backward(act, alpha, &Z[0, 0] + r0 * cols, &A[0, 0] + r0 * cols,
-                   &dA[0, 0] + r0 * cols, &out[0, 0] + r0 * cols, (r1 - r0) * cols)
+        c_backward(act, a, &Z[0, 0] + r0 * cols, &A[0, 0] + r0 * cols,
+                   &dA[0, 0] + r0 * cols, &out[0, 0] + r0 * cols, r1 - r0, cols)
         flush_denormals_end(fpu)
 
 cdef extern from "fm_math.h" nogil:
     float fm_expf(float x)
+    float fm_expm1f(float x)
+    float fm_logf(float x)
+    float fm_log1pf(float x)
     float fm_tanhf(float x)
+    float fm_atanf(float x)
+    float fm_asinhf(float x)
+    float fm_erfcf(float x)
+
+FLOAT32_MATH = ("exp", "expm1", "log", "log1p", "tanh", "atan", "asinh", "erfc")
 
 
 def _float32_math(str name, const float[::1] x, float[::1] out):
-    """out = exp(x) or tanh(x) by the vectorizable float32 functions of
-    csrc/fm_math.h (exposed for their accuracy tests)."""
+    """out = name(x) by the vectorizable float32 functions of csrc/fm_math.h
+    (exposed for their accuracy tests); name is one of FLOAT32_MATH."""
     cdef Py_ssize_t i, n = x.shape[0]
     check_len("out", out.shape[0], n)
-    if name not in ("exp", "tanh"):
-        raise ValueError("name must be 'exp' or 'tanh'")
-    cdef bint is_exp = name == "exp"
+    if name not in FLOAT32_MATH:
+        raise ValueError(f"name must be one of {', '.join(FLOAT32_MATH)}, got {name!r}")
+    cdef int which = FLOAT32_MATH.index(name)
     with nogil:
         for i in range(n):
-            out[i] = fm_expf(x[i]) if is_exp else fm_tanhf(x[i])
+            if which == 0:
+                out[i] = fm_expf(x[i])
+            elif which == 1:
+                out[i] = fm_expm1f(x[i])
+            elif which == 2:
+                out[i] = fm_logf(x[i])
+            elif which == 3:
+                out[i] = fm_log1pf(x[i])
+            elif which == 4:
+                out[i] = fm_tanhf(x[i])
+            elif which == 5:
+                out[i] = fm_atanf(x[i])
+            elif which == 6:
+                out[i] = fm_asinhf(x[i])
+            else:
+                out[i] = fm_erfcf(x[i])
 
 
 def dropout(const floating[:, ::1] X, floating[:, ::1] out, double p, seed, int layer,

@@ -16,21 +16,23 @@ from fastmlp._kernels._blocks cimport (share_lo, dense_forward_rows, dense_param
                                        dense_input_grad_rows, activation_backward_rows,
                                        flush_denormals_begin, flush_denormals_end)
 from fastmlp._kernels._runtime cimport threads_for, GEMM_GRAIN, blas_enter, blas_leave
-from fastmlp._kernels.activations import activation_code
+from fastmlp._kernels.activations import activation_alpha, activation_code
 
 include "_checks.pxi"
 
 
 def dense_forward(const floating[:, ::1] X, const floating[:, ::1] W, const floating[::1] b,
-                  str activation, floating[:, ::1] Z, floating[:, ::1] A, double alpha=0.01):
+                  str activation, floating[:, ::1] Z, floating[:, ::1] A, alpha=None):
     """Z = X W + b and A = f(Z).
 
     X : ndarray of shape (n, n_in)       # IN
     W : ndarray of shape (n_in, n_out)   # IN
     b : ndarray of shape (n_out,)        # IN
     Z, A : ndarray of shape (n, n_out)   # OUT (A may be Z: then only f(Z) is kept)
+    alpha : float or None, the activation's parameter (None: its default)
     """
     cdef int act = activation_code(activation)
+    cdef double a = activation_alpha(activation, alpha)
     cdef Py_ssize_t rows = X.shape[0]
     cdef int n_in = <int>W.shape[0], n_out = <int>W.shape[1], nt, tid
     check_shape2("X", X.shape[0], X.shape[1], rows, n_in)
@@ -47,7 +49,7 @@ def dense_forward(const floating[:, ::1] X, const floating[:, ::1] W, const floa
         tid = threadid()
         dense_forward_rows(&X[0, 0], &W[0, 0], &b[0], &Z[0, 0], &A[0, 0],
                            share_lo(rows, tid, nt), share_lo(rows, tid + 1, nt),
-                           n_in, n_out, act, alpha)
+                           n_in, n_out, act, a)
         flush_denormals_end(fpu)
     blas_leave()
 
@@ -55,7 +57,7 @@ def dense_forward(const floating[:, ::1] X, const floating[:, ::1] W, const floa
 def dense_backward(const floating[:, ::1] X, const floating[:, ::1] W,
                    const floating[:, ::1] Z, const floating[:, ::1] A, floating[:, ::1] dA,
                    str activation, floating[:, ::1] dZ, floating[:, ::1] dW, floating[::1] db,
-                   floating[:, ::1] dX, double alpha=0.01):
+                   floating[:, ::1] dX, alpha=None):
     """Backward pass of Z = X W + b, A = f(Z), given dA = dLoss/dA.
 
     X : ndarray of shape (n, n_in)           # IN
@@ -65,8 +67,10 @@ def dense_backward(const floating[:, ::1] X, const floating[:, ::1] W,
     dW : ndarray of shape (n_in, n_out)      # OUT  X^T dZ
     db : ndarray of shape (n_out,)           # OUT  sum over rows of dZ
     dX : ndarray of shape (n, n_in) or None  # OUT  dZ W^T (None: not needed, first layer)
+    alpha : float or None, the activation's parameter (None: its default)
     """
     cdef int act = activation_code(activation)
+    cdef double a = activation_alpha(activation, alpha)
     cdef Py_ssize_t rows = X.shape[0], r0, r1
     cdef int n_in = <int>W.shape[0], n_out = <int>W.shape[1], nt, tid
     cdef bint want_dx = dX is not None
@@ -95,7 +99,7 @@ def dense_backward(const floating[:, ::1] X, const floating[:, ::1] W,
         if &dZ[0, 0] != &dA[0, 0]:
             memcpy(&dZ[0, 0] + r0 * n_out, &dA[0, 0] + r0 * n_out,
                    (r1 - r0) * n_out * sizeof(floating))
-        activation_backward_rows(&Z[0, 0], &A[0, 0], &dZ[0, 0], r0, r1, n_out, act, alpha)
+        activation_backward_rows(&Z[0, 0], &A[0, 0], &dZ[0, 0], r0, r1, n_out, act, a)
         if want_dx:
             dense_input_grad_rows(&dZ[0, 0], &W[0, 0], &dX[0, 0], r0, r1, n_in, n_out)
         flush_denormals_end(fpu)

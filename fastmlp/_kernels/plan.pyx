@@ -48,6 +48,11 @@ starts only where the step needs every row:
                 buffers per thread, applied only when the loss and every
                 gradient share are finite; it reports whether every new
                 parameter is finite (Plan.status tells Python which failed).
+                The weight penalty (L1/L2, weight matrices only) is summed and
+                its gradient added inside the update loops, and so is
+                clip-by-value; clipping by global norm takes one more region
+                before it (per-thread sums of squares of the same shares), and
+                the max-norm constraint one after it (columns split by thread).
                 The batch norms' running averages then take in the batch
                 statistics (serially: one value per feature).
 
@@ -63,7 +68,7 @@ from cython.parallel cimport parallel, threadid
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
-from libc.math cimport isfinite, sqrt
+from libc.math cimport isfinite, sqrt, INFINITY
 from cpython.exc cimport PyErr_CheckSignals
 
 import numpy as np
@@ -73,13 +78,18 @@ cnp.import_array()
 
 from fastmlp._layer_specs import KINDS, layer_spec, spec_spans
 
-from fastmlp._kernels._cfm cimport (fm_dropout_key, dropout_rows, softmax_xent_labels, softmax_xent_targets,
-                                    softmax as c_softmax, squared_error,
-                                    sgd_update as c_sgd, adam_update as c_adam)
+from fastmlp._kernels._cfm cimport (fm_dropout_key, dropout_rows, fm_grad_mod,
+                                    sgd_update as c_sgd, adam_update as c_adam,
+                                    adagrad_update as c_adagrad, rmsprop_update as c_rmsprop,
+                                    nadam_update as c_nadam, sum_squares, penalty as c_penalty,
+                                    max_norm_columns)
 from fastmlp._kernels._cfm cimport (FM_N_ACTIVATIONS, fm_bn_merge_stats, bn_block_stats, bn_apply,
                                     bn_grad_sums, bn_input_grad, prelu_forward, prelu_input_grad,
                                     prelu_alpha_grad, maxout_backward, block_finite)
-from fastmlp._kernels._blocks cimport (share_lo, chunk_lo, adam_scales, dense_forward_rows,
+from fastmlp._kernels._losses cimport (FM_N_LOSSES, FM_Y_LABELS, FM_Y_TARGETS, fm_loss_name,
+                                       fm_loss_y_kinds, loss_rows, loss_mean, loss_output)
+from fastmlp._kernels._blocks cimport (share_lo, chunk_lo, adam_scales, nadam_mu, nadam_scales,
+                                       dense_forward_rows,
                                        dense_param_grad_share, dense_input_grad_rows,
                                        activation_backward_rows, flush_denormals_begin,
                                        flush_denormals_end, maxout_forward_rows)
@@ -92,10 +102,11 @@ cdef enum:
     STATUS_GRAD_NOT_FINITE = 2
     STATUS_PARAMS_NOT_FINITE = 3
 cdef enum:
-    LOSS_SCE = 0      # softmax cross-entropy (same numbers as fastmlp._kernels.losses)
-    LOSS_MSE = 1      # mean squared error
-    OPT_SGD = 0
-    OPT_ADAM = 1
+    OPT_SGD = 0       # also GD (full batch)
+    OPT_ADAM = 1      # also AdamW (weight_decay > 0)
+    OPT_ADAGRAD = 2
+    OPT_RMSPROP = 3
+    OPT_NADAM = 4
     ACT_IDENTITY = 0  # csrc/fm_kernels.h lists identity first
 
 cdef enum:
@@ -153,17 +164,32 @@ cdef struct Step:
     LayerSpec *layers
     char *params
     char *grads
-    char *state1          # SGD velocity / Adam m
-    char *state2          # Adam v
+    char *state1          # SGD velocity / Adam, NAdam m / Adagrad sum / RMSprop mean square
+    char *state2          # Adam, NAdam v / RMSprop momentum buffer (or NULL)
+    char *state3          # RMSprop mean gradient when centered (or NULL)
     Py_ssize_t n_params
-    int loss_kind
+    int loss_kind         # a code of FM_LOSSES (csrc/fm_kernels.h)
+    double loss_param     # huber's delta, mape's epsilon
     int opt_kind
-    double lr, momentum, beta1, beta2, eps
+    double lr, momentum, beta1, beta2, eps, rho, momentum_decay, weight_decay
     bint nesterov
     long step             # optimizer steps taken so far (keys the dropout masks)
     unsigned long long seed  # keys the dropout masks
     double step_size      # per-step scalars of the current update
     double inv_sqrt_bc2
+    double c_g, c_m       # NAdam's factors of g and m
+    double mu_product     # NAdam: prod of mu_i over the steps taken
+    double decay          # AdamW: 1 - lr weight_decay, on weight matrices
+    double l1, l2         # penalty l1 |W|_1 + l2/2 |W|^2 on the weight matrices
+    double max_norm       # max-norm constraint on each unit's incoming weights (0: off)
+    double clip_norm      # clip the gradient to this global norm (0: off)
+    double clip_value     # clip each gradient element to [-v, v] (0: off)
+    fm_grad_mod mod_w     # the current step's gradient modifiers on weight matrices
+    fm_grad_mod mod_rest  # ... and on everything else (biases: no penalty)
+    bint use_mod_w, use_mod_rest
+    Py_ssize_t *wspans    # [start, end) of each weight matrix (dense, maxout W), sorted
+    int n_wspans
+    double *norm_parts    # one partial sum (squares or penalty) per thread
     double *loss_parts    # one partial loss per thread
     int *finite_parts     # one "all finite" flag per thread
     int status            # STATUS_* of the last step
@@ -209,22 +235,13 @@ cdef inline double _loss_rows(Step *s, LayerSpec *lay, const int64_t *labels,
                               Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
     """Rows [r0, r1) of the batch's loss on the last layer's output A: returns
     their weighted sum and writes dLoss/dA (of the batch mean) into lay.dZ."""
-    cdef int k = lay.n_out
-    cdef const floating *a = <const floating *>lay.A + r0 * k
-    cdef floating *g = <floating *>lay.dZ + r0 * k
-    cdef const floating *wr = w + r0 if w != NULL else NULL
-    if s.loss_kind == LOSS_SCE:
-        if labels != NULL:
-            return softmax_xent_labels(a, labels + r0, wr, g, r1 - r0, k, 1.0 / rows)
-        return softmax_xent_targets(a, targets + r0 * k, wr, g, r1 - r0, k, 1.0 / rows)
-    return squared_error(a, targets + r0 * k, wr, g, r1 - r0, k, 1.0 / (<double>rows * k))
+    return loss_rows(s.loss_kind, s.loss_param, <const floating *>lay.A, labels, targets, w,
+                     <floating *>lay.dZ, rows, r0, r1, lay.n_out)
 
 
 cdef inline double _loss_mean(Step *s, double total, Py_ssize_t rows) noexcept nogil:
     """The batch loss from the sum of _loss_rows over all rows."""
-    if s.loss_kind == LOSS_SCE:
-        return total / rows
-    return total * 0.5 / (<double>rows * s.layers[s.n_layers - 1].n_out)
+    return loss_mean(s.loss_kind, total, rows, s.layers[s.n_layers - 1].n_out)
 
 
 cdef inline const floating *_input(Step *s, const floating *x, int l) noexcept nogil:
@@ -371,19 +388,63 @@ cdef void _backward_chain(Step *s, const floating *x, int l, Py_ssize_t r0, Py_s
         l -= 1
 
 
-cdef inline bint _update_span(Step *s, Py_ssize_t off, Py_ssize_t n,
+cdef inline floating *_at(char *base, Py_ssize_t off, const floating *dummy) noexcept nogil:
+    """base + off elements, or NULL for an absent state buffer."""
+    return <floating *>base + off if base != NULL else NULL
+
+
+cdef inline bint _update_span(Step *s, Py_ssize_t off, Py_ssize_t n, bint weights,
                               const floating *dummy) noexcept nogil:
-    """Optimizer update of the n contiguous parameters starting at `off`;
-    returns whether they are all finite afterwards."""
+    """Optimizer update of the n contiguous parameters starting at `off`, with
+    the penalty and decoupled decay when they are a weight matrix's; returns
+    whether they are all finite afterwards."""
     if n <= 0:
         return True
+    cdef const fm_grad_mod *mod = NULL
+    cdef double decay = 1.0
+    if weights:
+        decay = s.decay
+        if s.use_mod_w:
+            mod = &s.mod_w
+    elif s.use_mod_rest:
+        mod = &s.mod_rest
+    cdef floating *p = <floating *>s.params + off
+    cdef const floating *g = <const floating *>s.grads + off
     if s.opt_kind == OPT_ADAM:
-        return c_adam(<floating *>s.params + off, <floating *>s.grads + off,
-                      <floating *>s.state1 + off, <floating *>s.state2 + off, n,
-                      s.beta1, s.beta2, s.eps, s.step_size, s.inv_sqrt_bc2)
-    return c_sgd(<floating *>s.params + off, <floating *>s.grads + off,
-                 <floating *>s.state1 + off if s.state1 != NULL else NULL, n,
-                 s.lr, s.momentum, s.nesterov)
+        return c_adam(p, g, _at(s.state1, off, dummy), _at(s.state2, off, dummy), n,
+                      s.beta1, s.beta2, s.eps, s.step_size, s.inv_sqrt_bc2, decay, mod)
+    if s.opt_kind == OPT_NADAM:
+        return c_nadam(p, g, _at(s.state1, off, dummy), _at(s.state2, off, dummy), n,
+                       s.beta1, s.beta2, s.eps, s.c_g, s.c_m, s.inv_sqrt_bc2, mod)
+    if s.opt_kind == OPT_ADAGRAD:
+        return c_adagrad(p, g, _at(s.state1, off, dummy), n, s.lr, s.eps, mod)
+    if s.opt_kind == OPT_RMSPROP:
+        return c_rmsprop(p, g, _at(s.state1, off, dummy), _at(s.state2, off, dummy),
+                         _at(s.state3, off, dummy), n, s.lr, s.rho, s.eps, s.momentum, mod)
+    return c_sgd(p, g, _at(s.state1, off, dummy), n, s.lr, s.momentum, s.nesterov, mod)
+
+
+cdef bint _update_chunk(Step *s, Py_ssize_t lo, Py_ssize_t hi, double *pen,
+                        const floating *dummy) noexcept nogil:
+    """Update parameters [lo, hi): the parts inside weight matrices with their
+    penalty, the rest (biases, padding) without.  Adds the penalty of those
+    weights before the update to pen[0]; returns whether all are finite."""
+    cdef bint ok = True
+    cdef bint penalized = s.l1 != 0 or s.l2 != 0
+    cdef Py_ssize_t cur = lo, a, b
+    cdef int i
+    for i in range(s.n_wspans):
+        a = s.wspans[2 * i] if s.wspans[2 * i] > cur else cur
+        b = s.wspans[2 * i + 1] if s.wspans[2 * i + 1] < hi else hi
+        if a >= b:
+            continue
+        ok &= _update_span(s, cur, a - cur, False, dummy)
+        if penalized:
+            pen[0] += c_penalty(<const floating *>s.params + a, b - a, s.l1, s.l2)
+        ok &= _update_span(s, a, b - a, True, dummy)
+        cur = b
+    ok &= _update_span(s, cur, hi - cur, False, dummy)
+    return ok
 
 
 cdef bint _param_grad_share(Step *s, const floating *x, Py_ssize_t rows, int l, int tid,
@@ -574,28 +635,90 @@ cdef double _step(Step *s, Batch *bt, bint backward, bint update, int nt,
         s.stats_pending = True
         s.stats_rows = bt.rows
     if update:
-        _apply_update(s, nt, dummy)
+        total += _apply_update(s, nt, dummy)  # the loss includes the weight penalty
         _update_running_stats(s, dummy)
     return total
 
 
-cdef void _apply_update(Step *s, int nt, const floating *dummy) noexcept nogil:
-    """The optimizer update of the whole flat buffer, from the stored gradient;
-    sets s.status when a new parameter is not finite."""
+cdef void _step_scalars(Step *s) noexcept nogil:
+    """Advance the step count and set the optimizer's per-step factors."""
+    s.step += 1
+    s.decay = 1.0
+    if s.opt_kind == OPT_ADAM:
+        adam_scales(s.lr, s.beta1, s.beta2, s.step, &s.step_size, &s.inv_sqrt_bc2)
+        s.decay = 1.0 - s.lr * s.weight_decay
+    elif s.opt_kind == OPT_NADAM:
+        s.mu_product = nadam_scales(s.lr, s.beta1, s.beta2, s.momentum_decay, s.step,
+                                    s.mu_product, &s.c_g, &s.c_m, &s.inv_sqrt_bc2)
+
+
+cdef double _gradient_scale(Step *s, int nt, const floating *dummy) noexcept nogil:
+    """Global-norm clipping factor min(1, clip_norm / |g|) of the whole gradient,
+    from per-thread sums of squares over the shares the update will use."""
     cdef int tid
     cdef Py_ssize_t lo
     cdef unsigned int fpu
-    s.step += 1
-    if s.opt_kind == OPT_ADAM:
-        adam_scales(s.lr, s.beta1, s.beta2, s.step, &s.step_size, &s.inv_sqrt_bc2)
+    cdef double total = 0.0, norm
+    if s.clip_norm <= 0:
+        return 1.0
     with parallel(num_threads=nt):
         fpu = flush_denormals_begin()
         tid = threadid()
         lo = chunk_lo(s.n_params, tid, nt)
-        s.finite_parts[tid] = _update_span(s, lo, chunk_lo(s.n_params, tid + 1, nt) - lo, dummy)
+        s.norm_parts[tid] = sum_squares(<const floating *>s.grads + lo,
+                                        chunk_lo(s.n_params, tid + 1, nt) - lo)
         flush_denormals_end(fpu)
+    for tid in range(nt):
+        total += s.norm_parts[tid]
+    norm = sqrt(total)
+    return s.clip_norm / norm if norm > s.clip_norm else 1.0
+
+
+cdef double _apply_update(Step *s, int nt, const floating *dummy) noexcept nogil:
+    """The optimizer update of the whole flat buffer, from the stored gradient
+    (clipped, plus the penalty gradient on weight matrices), then the max-norm
+    constraint; sets s.status when a new parameter is not finite.  Returns the
+    penalty of the weights before the update (0 without one)."""
+    cdef int tid, l
+    cdef Py_ssize_t lo
+    cdef unsigned int fpu
+    cdef double scale, pen = 0.0
+    cdef LayerSpec *lay
+    _step_scalars(s)
+    scale = _gradient_scale(s, nt, dummy)
+    s.mod_rest.scale = scale
+    s.mod_rest.clip = s.clip_value if s.clip_value > 0 else INFINITY
+    s.mod_rest.l1 = 0.0
+    s.mod_rest.l2 = 0.0
+    s.mod_w = s.mod_rest
+    s.mod_w.l1 = s.l1
+    s.mod_w.l2 = s.l2
+    s.use_mod_rest = scale != 1.0 or s.clip_value > 0
+    s.use_mod_w = s.use_mod_rest or s.l1 != 0 or s.l2 != 0
+    with parallel(num_threads=nt):
+        fpu = flush_denormals_begin()
+        tid = threadid()
+        lo = chunk_lo(s.n_params, tid, nt)
+        s.norm_parts[tid] = 0.0
+        s.finite_parts[tid] = _update_chunk(s, lo, chunk_lo(s.n_params, tid + 1, nt),
+                                            &s.norm_parts[tid], dummy)
+        flush_denormals_end(fpu)
+    for tid in range(nt):
+        pen += s.norm_parts[tid]
     if not _all_finite_parts(s, nt):
         s.status = STATUS_PARAMS_NOT_FINITE
+    elif s.max_norm > 0:
+        with parallel(num_threads=nt):
+            fpu = flush_denormals_begin()
+            tid = threadid()
+            for l in range(s.n_layers):
+                lay = &s.layers[l]
+                if lay.kind == KIND_DENSE or lay.kind == KIND_MAXOUT:  # W (n_in, n_z)
+                    max_norm_columns(<floating *>s.params + lay.w_off, lay.n_in, lay.n_z,
+                                     share_lo(lay.n_z, tid, nt), share_lo(lay.n_z, tid + 1, nt),
+                                     s.max_norm)
+            flush_denormals_end(fpu)
+    return pen
 
 
 cdef void _inference_vectors(Step *s, floating *vec) noexcept nogil:
@@ -678,9 +801,9 @@ cdef int _predict(Step *s, const floating *x, floating *out, Py_ssize_t rows,
                 dst = out + b0 * lay.n_out if l == L - 1 else slot
                 _predict_rows(s, l, inp, dst, scratch + 2 * block, scratch + 3 * block, m)
                 inp = dst
-            if output_transform and s.loss_kind == LOSS_SCE:
-                c_softmax(out + b0 * s.layers[L - 1].n_out, out + b0 * s.layers[L - 1].n_out,
-                          m, s.layers[L - 1].n_out)
+            if output_transform:
+                loss_output(s.loss_kind, out + b0 * s.layers[L - 1].n_out,
+                            out + b0 * s.layers[L - 1].n_out, m, s.layers[L - 1].n_out)
             b0 = b0 + m
         free(scratch)
         flush_denormals_end(fpu)
@@ -735,7 +858,10 @@ cdef class Plan:
             (default 0: none; must be 0 on the last layer)
     params, grads : ndarray of shape (n_params,), float32 or float64
         The model's flat buffers; the plan reads and writes them in place.
-    loss_kind : 0 softmax cross-entropy, 1 mean squared error
+    loss_kind : int
+        The loss's code: its index in fastmlp._kernels.losses.LOSSES.
+    loss_param : float
+        The loss's parameter (huber's delta, mape's epsilon; > 0 for those two).
     seed : int, keys the dropout masks with (layer, step, row, unit)
     running : ndarray of shape (n_state,) like params, or None
         The batch norms' running statistics (not parameters: the optimizer
@@ -749,7 +875,7 @@ cdef class Plan:
     cdef int width
     cdef list _keep           # arrays whose memory the Step points into
     cdef list _layer_buffers
-    cdef object _state1, _state2, _params, _grads
+    cdef object _state1, _state2, _state3, _params, _grads
     cdef object _gather_buffers
     cdef object _running, _bn_buffers
     cdef readonly list specs     # the complete layer specs (dicts)
@@ -758,12 +884,20 @@ cdef class Plan:
         self.s.layers = NULL
         self.s.loss_parts = NULL
         self.s.finite_parts = NULL
+        self.s.wspans = NULL
+        self.s.norm_parts = NULL
 
-    def __init__(self, list layers, params, grads, int loss_kind, seed=0, running=None):
+    def __init__(self, list layers, params, grads, int loss_kind, double loss_param=0.0,
+                 seed=0, running=None):
         cdef int i, L = len(layers)
         cdef Py_ssize_t vec_len = 0, stat_len = 0, bn_width = 0, n_z
         if L == 0:
             raise ValueError("a plan needs at least one layer")
+        if not 0 <= loss_kind < FM_N_LOSSES:
+            raise ValueError(f"unknown loss code {loss_kind}; there are {FM_N_LOSSES}")
+        if fm_loss_name(loss_kind) in (b"huber", b"mape") and not loss_param > 0:
+            raise ValueError(f"{fm_loss_name(loss_kind).decode()} needs a parameter > 0, "
+                             f"got {loss_param}")
         if params.dtype not in (np.float32, np.float64) or grads.dtype != params.dtype:
             raise ValueError("params and grads must be float32 or float64 and of one dtype")
         if params.ndim != 1 or grads.shape != params.shape or not params.flags.c_contiguous \
@@ -785,7 +919,10 @@ cdef class Plan:
         self.s.layers = <LayerSpec *>malloc(L * sizeof(LayerSpec))
         self.s.loss_parts = <double *>malloc(MAX_THREADS * sizeof(double))
         self.s.finite_parts = <int *>malloc(MAX_THREADS * sizeof(int))
-        if self.s.layers == NULL or self.s.loss_parts == NULL or self.s.finite_parts == NULL:
+        self.s.norm_parts = <double *>malloc(MAX_THREADS * sizeof(double))
+        self.s.wspans = <Py_ssize_t *>malloc(2 * L * sizeof(Py_ssize_t))
+        if self.s.layers == NULL or self.s.loss_parts == NULL or self.s.finite_parts == NULL \
+                or self.s.norm_parts == NULL or self.s.wspans == NULL:
             raise MemoryError()
         self.s.n_layers = L
         self.s.params = _address(params)
@@ -793,6 +930,7 @@ cdef class Plan:
         self.s.n_params = params.shape[0]
         self.s.loss_kind = loss_kind
         self.s.seed = <unsigned long long>(int(seed) & 0xffffffffffffffff)
+        self.s.loss_param = loss_param
         self.width = 1
         for i, spec in enumerate(specs):
             n_in, n_out, kind = spec["n_in"], spec["n_out"], spec["kind"]
@@ -838,16 +976,29 @@ cdef class Plan:
         self.s.bn_vec_len = vec_len
         self.s.stats_pending = False
         self.s.stats_rows = 0
+        # weight matrices (dense, maxout W): the penalty and decay apply to these only
+        spans = sorted((off, off + size) for spec in specs
+                       for off, size, is_weight in spec_spans(spec) if is_weight)
+        for i, (start, end) in enumerate(spans):
+            if i > 0 and start < spans[i - 1][1]:
+                raise ValueError("weight matrices overlap in the parameter buffer")
+            self.s.wspans[2 * i], self.s.wspans[2 * i + 1] = start, end
+        self.s.n_wspans = len(spans)
         self.capacity = 0
         self.gather_capacity = 0
         self._keep = []
         self._layer_buffers = []
+        self.s.step = 0
         self.set_sgd(0.01, 0.0, False, None)
+        self.set_regularization(0.0, 0.0, 0.0)
+        self.set_clipping(0.0, 0.0)
 
     def __dealloc__(self):
         free(self.s.layers)
         free(self.s.loss_parts)
         free(self.s.finite_parts)
+        free(self.s.norm_parts)
+        free(self.s.wspans)
 
     # -- optimizer ------------------------------------------------------------
 
@@ -855,27 +1006,104 @@ cdef class Plan:
         """Use SGD; `velocity` is the flat momentum buffer (None when momentum == 0)."""
         if momentum != 0.0:
             self._check_state(velocity)
-        self._state1, self._state2 = velocity, None
-        self.s.state1 = _address(velocity) if velocity is not None else NULL
-        self.s.state2 = NULL
-        self.s.opt_kind = OPT_SGD
+        self._set_states(OPT_SGD, velocity if momentum != 0.0 else None, None, None)
         self.s.lr, self.s.momentum, self.s.nesterov = lr, momentum, nesterov
 
-    def set_adam(self, double lr, double beta1, double beta2, double eps, m, v):
-        """Use Adam with flat moment buffers m and v."""
+    def set_adam(self, double lr, double beta1, double beta2, double eps, m, v,
+                 double weight_decay=0.0):
+        """Use Adam with flat moment buffers m and v; weight_decay > 0 makes it
+        AdamW (decoupled decay of the weight matrices by lr * weight_decay)."""
         self._check_state(m)
         self._check_state(v)
-        self._state1, self._state2 = m, v
-        self.s.state1 = _address(m)
-        self.s.state2 = _address(v)
-        self.s.opt_kind = OPT_ADAM
+        self._set_states(OPT_ADAM, m, v, None)
         self.s.lr, self.s.beta1, self.s.beta2, self.s.eps = lr, beta1, beta2, eps
+        self.s.weight_decay = weight_decay
+
+    def set_adagrad(self, double lr, double eps, accumulator):
+        """Use Adagrad with the flat sum-of-squares buffer `accumulator`."""
+        self._check_state(accumulator)
+        self._set_states(OPT_ADAGRAD, accumulator, None, None)
+        self.s.lr, self.s.eps = lr, eps
+
+    def set_rmsprop(self, double lr, double rho, double eps, double momentum, square_avg,
+                    momentum_buffer=None, grad_avg=None):
+        """Use RMSprop with the flat mean-square buffer; `momentum_buffer` is needed
+        when momentum > 0, `grad_avg` given selects the centered variant."""
+        self._check_state(square_avg)
+        if momentum != 0.0:
+            self._check_state(momentum_buffer)
+        if grad_avg is not None:
+            self._check_state(grad_avg)
+        self._set_states(OPT_RMSPROP, square_avg, momentum_buffer if momentum != 0.0 else None,
+                         grad_avg)
+        self.s.lr, self.s.rho, self.s.eps, self.s.momentum = lr, rho, eps, momentum
+
+    def set_nadam(self, double lr, double beta1, double beta2, double eps,
+                  double momentum_decay, m, v):
+        """Use NAdam (PyTorch's formulation) with flat moment buffers m and v."""
+        self._check_state(m)
+        self._check_state(v)
+        self._set_states(OPT_NADAM, m, v, None)
+        self.s.lr, self.s.beta1, self.s.beta2, self.s.eps = lr, beta1, beta2, eps
+        self.s.momentum_decay = momentum_decay
+        self._sync_mu_product()
+
+    def set_regularization(self, double l1, double l2, double max_norm):
+        """Penalty l1 |W|_1 + l2/2 |W|^2 on every weight matrix W (not the biases),
+        its gradient added inside the update, and the max-norm constraint
+        |W[:, j]| <= max_norm after each update (0: off)."""
+        for name, value in (("l1", l1), ("l2", l2), ("max_norm", max_norm)):
+            if not (value >= 0 and isfinite(value)):
+                raise ValueError(f"{name} must be finite and >= 0, got {value}")
+        self.s.l1, self.s.l2, self.s.max_norm = l1, l2, max_norm
+
+    def set_clipping(self, double clip_norm, double clip_value):
+        """Clip the loss gradient to global norm clip_norm, then each element to
+        [-clip_value, clip_value], before the update (0: off)."""
+        for name, value in (("clip_norm", clip_norm), ("clip_value", clip_value)):
+            if not (value >= 0 and isfinite(value)):
+                raise ValueError(f"{name} must be finite and >= 0, got {value}")
+        self.s.clip_norm, self.s.clip_value = clip_norm, clip_value
+
+    def _set_states(self, int kind, s1, s2, s3):
+        self._state1, self._state2, self._state3 = s1, s2, s3
+        self.s.state1 = _address(s1) if s1 is not None else NULL
+        self.s.state2 = _address(s2) if s2 is not None else NULL
+        self.s.state3 = _address(s3) if s3 is not None else NULL
+        self.s.opt_kind = kind
+        self.s.weight_decay = 0.0
+
+    def _sync_mu_product(self):
+        """NAdam's prod_{i<=step} mu_i, recomputed when the step count is set."""
+        cdef double product = 1.0
+        cdef long t
+        if self.s.opt_kind == OPT_NADAM:
+            for t in range(1, self.s.step + 1):
+                product *= nadam_mu(self.s.beta1, self.s.momentum_decay, t)
+        self.s.mu_product = product
 
     def _check_state(self, a):
         if a is None or a.dtype != self.dtype or a.shape != (self.s.n_params,) \
                 or not a.flags.c_contiguous or not a.flags.writeable:
             raise ValueError("optimizer state must be a writeable contiguous array "
                              "shaped and typed like the parameters")
+
+    def penalty(self):
+        """The weight penalty l1 |W|_1 + l2/2 |W|^2 summed over the weight
+        matrices at the current parameters (0.0 without one)."""
+        cdef double total = 0.0
+        cdef int i
+        cdef Py_ssize_t a, n
+        if self.s.l1 == 0 and self.s.l2 == 0:
+            return 0.0
+        with nogil:
+            for i in range(self.s.n_wspans):
+                a, n = self.s.wspans[2 * i], self.s.wspans[2 * i + 1] - self.s.wspans[2 * i]
+                if self.is_double:
+                    total += c_penalty(<const double *>self.s.params + a, n, self.s.l1, self.s.l2)
+                else:
+                    total += c_penalty(<const float *>self.s.params + a, n, self.s.l1, self.s.l2)
+        return total
 
     @property
     def lr(self):
@@ -884,6 +1112,8 @@ cdef class Plan:
 
     @lr.setter
     def lr(self, double value):
+        if not (value >= 0 and isfinite(value)):
+            raise ValueError(f"the learning rate must be finite and >= 0, got {value}")
         self.s.lr = value
 
     @property
@@ -902,6 +1132,7 @@ cdef class Plan:
         if value < 0:
             raise ValueError("step must be >= 0")
         self.s.step = value
+        self._sync_mu_product()
 
     @property
     def decay_spans(self):
@@ -987,10 +1218,14 @@ cdef class Plan:
         bt.weights = NULL
         bt.order = NULL
         if _is_vector(y, cnp.NPY_INT64, n_src):
-            if self.s.loss_kind != LOSS_SCE:
-                raise ValueError("class labels need the softmax cross-entropy loss")
+            if not fm_loss_y_kinds(self.s.loss_kind) & FM_Y_LABELS:
+                raise ValueError(f"the {fm_loss_name(self.s.loss_kind).decode()} loss takes "
+                                 f"targets of shape ({n_src}, {k}), not class labels")
             bt.labels = <const int64_t *>_address(y)
         elif _is_matrix(y, typenum, k) and cnp.PyArray_DIM(<cnp.ndarray>y, 0) == n_src:
+            if not fm_loss_y_kinds(self.s.loss_kind) & FM_Y_TARGETS:
+                raise ValueError(f"the {fm_loss_name(self.s.loss_kind).decode()} loss takes "
+                                 f"int64 class labels of shape ({n_src},)")
             bt.targets = _address(y)
         else:
             raise ValueError(f"y must be C-contiguous int64 labels of shape ({n_src},) or "
@@ -1026,7 +1261,9 @@ cdef class Plan:
         return self._run(&bt, True, True)
 
     def forward_backward(self, X, y, sample_weight=None):
-        """Loss of the batch and its gradient into the flat gradient buffer (no update)."""
+        """Loss of the batch and its gradient into the flat gradient buffer (no update).
+        Both are the data loss's: the weight penalty and its gradient are added by
+        apply_update, so gradients summed across workers carry them once."""
         cdef Batch bt = self._batch(X, y, sample_weight, None)
         return self._run(&bt, True, False)
 
@@ -1037,23 +1274,30 @@ cdef class Plan:
 
     def apply_update(self):
         """One optimizer update of every parameter from the flat gradient buffer
-        (status tells whether every new parameter is finite); the batch norms'
-        running statistics take in the batch statistics of the last successful
-        forward_backward (once)."""
+        (status tells whether every new parameter is finite).  The buffer holds
+        the loss gradient (as forward_backward leaves it): clipping and the
+        penalty gradient are applied here.  The batch norms' running statistics
+        take in the batch statistics of the last successful forward_backward
+        (once).  Returns the weight penalty before the update, which train_step
+        adds to the loss it returns."""
         cdef int nt = min(threads_for(<double>self.s.n_params / 2, ELEMENTWISE_GRAIN), MAX_THREADS)
+        cdef double pen
         self.s.status = STATUS_OK
         with nogil:
             if self.is_double:
-                _apply_update(&self.s, nt, <const double *>NULL)
+                pen = _apply_update(&self.s, nt, <const double *>NULL)
                 _update_running_stats(&self.s, <const double *>NULL)
             else:
-                _apply_update(&self.s, nt, <const float *>NULL)
+                pen = _apply_update(&self.s, nt, <const float *>NULL)
                 _update_running_stats(&self.s, <const float *>NULL)
+        return pen
 
     def train_epoch(self, X, y, order, Py_ssize_t batch_size, double[::1] losses,
-                    sample_weight=None):
+                    sample_weight=None, const double[::1] lrs=None):
         """Train on the batches order[0:bs], order[bs:2 bs], ... of (X, y), gathering
-        each batch's rows natively.  Writes each batch's loss to `losses` and returns
+        each batch's rows natively; with `lrs`, batch i is stepped with learning
+        rate lrs[i] (a per-step schedule at no cost to the native loop).
+        Writes each batch's loss to `losses` and returns
         the number of batches done, the last one included: fewer than all when a
         step fails (status != 0: a non-finite loss or gradient, whose update is not
         applied, or non-finite parameters after it).  A signal such as Ctrl-C is
@@ -1070,6 +1314,12 @@ cdef class Plan:
                              "another batch_size")
         if losses.shape[0] < n_batches:
             raise ValueError(f"losses must have room for {n_batches} batches")
+        if lrs is not None:
+            if lrs.shape[0] < n_batches:
+                raise ValueError(f"lrs must hold a learning rate for each of {n_batches} batches")
+            head = np.asarray(lrs[:n_batches])
+            if not (np.isfinite(head).all() and (head >= 0).all()):
+                raise ValueError("the learning rates must be finite and >= 0")
         if (<object>order >= X.shape[0]).any() or (<object>order < 0).any():
             raise ValueError("order holds row indices outside the data")
         self.ensure_capacity(min(batch_size, n))
@@ -1078,6 +1328,8 @@ cdef class Plan:
             start = i * batch_size
             bt.order = full_order + start
             bt.rows = min(batch_size, n - start)
+            if lrs is not None:
+                self.s.lr = lrs[i]
             losses[i] = self._run(&bt, True, True)
             if self.s.status != STATUS_OK:
                 return i + 1
@@ -1085,8 +1337,9 @@ cdef class Plan:
         return n_batches
 
     def predict(self, X, out, bint output_transform=True):
-        """out = the network's output for X (softmax probabilities for the softmax
-        cross-entropy loss when output_transform, else the raw last layer)."""
+        """out = the network's output for X: with output_transform, what the loss
+        makes of the last layer (softmax or sigmoid probabilities, a Poisson rate;
+        see losses.loss_output), else the raw last layer."""
         cdef int n_in = self.s.layers[0].n_in, k = self.s.layers[self.s.n_layers - 1].n_out
         if not _is_matrix(X, self.typenum, n_in):
             raise ValueError(f"X must be a C-contiguous {self.dtype} array of shape (n, {n_in})")
