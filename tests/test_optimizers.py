@@ -605,13 +605,19 @@ def test_new_optimizers_match_torch_optim(backend, case, rng):
     p0 = rng.standard_normal(n)
     grads = _grads(rng, n, np.float64)
     tp = torch.nn.Parameter(torch.tensor(p0.copy(), dtype=torch.float64))
-    torch_opt = _torch_optimizer(torch, case, [tp])
-    p, st, extra = p0.copy(), [np.zeros(n) for _ in range(n_state)], {}
-    for t, g in enumerate(grads, 1):
-        tp.grad = torch.tensor(g.copy(), dtype=torch.float64)
-        torch_opt.step()
-        kernel(k, p, g, st, t, extra)
-        np.testing.assert_allclose(p, tp.detach().numpy(), rtol=1e-10, atol=1e-12)
+    # torch keeps scalar optimizer state (NAdam's mu_product) in the default dtype
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        torch_opt = _torch_optimizer(torch, case, [tp])
+        p, st, extra = p0.copy(), [np.zeros(n) for _ in range(n_state)], {}
+        for t, g in enumerate(grads, 1):
+            tp.grad = torch.tensor(g.copy(), dtype=torch.float64)
+            torch_opt.step()
+            kernel(k, p, g, st, t, extra)
+            np.testing.assert_allclose(p, tp.detach().numpy(), rtol=1e-10, atol=1e-12)
+    finally:
+        torch.set_default_dtype(default_dtype)
 
 
 def test_new_formulas_reference_is_sane():
