@@ -97,16 +97,16 @@ def gradcheck(model, X, y, eps=1e-6, max_checks=200, seed=0):
     clone = Sequential([layer_from_config(c) for c in model.get_config()["layers"]],
                        input_dim=model.input_dim, dtype="float64", seed=0,
                        backend=model.backend)
-    clone.compile(loss=model.loss.name, optimizer="sgd")
+    clone.compile(loss=model.loss, optimizer="sgd")
     clone.params[...] = model.params
+    clone.state[...] = model.state
     X = clone._check_X(X)
     y = clone._check_y(y, X.shape[0])
     loss, analytic = clone.loss_and_gradients(X, y)
     views = clone._views(clone.params)
     rng = np.random.default_rng(seed)
     rows = []
-    for i, (view, grad) in enumerate(zip(views, analytic)):
-        name = f"{'W' if i % 2 == 0 else 'b'}{i // 2 + 1}"
+    for name, view, grad in zip(clone._weight_names(), views, analytic):
         size = view.size
         if max_checks is None or size <= max_checks:
             indices = np.arange(size)
@@ -147,12 +147,13 @@ def dead_units(model, X):
 
     Returns
     -------
-    list with one entry per layer: the dead fraction in [0, 1] for relu and
+    list with one entry per layer with parameters (Dense, Maxout, BatchNorm,
+    PReLU; as model.activations): the dead fraction in [0, 1] for relu and
     leaky_relu layers (for leaky ReLU: units whose input is never positive),
     None for the others.
     """
     fractions = []
-    for layer, A in zip(model.layers, model.activations(X)):
+    for layer, A in zip(model._units, model.activations(X)):
         if layer.activation.name in _RELU_FAMILY:
             # relu/leaky_relu (alpha >= 0): A > 0 exactly when the pre-activation is
             fractions.append(float(np.mean(~(A > 0).any(axis=0))))

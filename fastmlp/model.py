@@ -658,6 +658,14 @@ class Sequential:
     def _views(self, flat):
         return [self._array(flat, span) for entry in self._layout for span in entry["arrays"]]
 
+    def _weight_names(self):
+        """Names of the get_weights() arrays: W1, b1 (Dense, Maxout), gamma2, beta2
+        (BatchNorm), alpha3 (PReLU), numbered by layer with parameters."""
+        names = {"dense": ("W", "b"), "maxout": ("W", "b"), "batchnorm": ("gamma", "beta"),
+                 "prelu": ("alpha",)}
+        return [f"{name}{i}" for i, entry in enumerate(self._layout, 1)
+                for name in names[entry["kind"]]]
+
     def _weight_matrix_indices(self):
         """Indices in get_weights() order of the weight matrices (Dense and Maxout W)."""
         indices, i = [], 0

@@ -219,7 +219,8 @@ def plot_representations(model, X, y=None, layers=None, include_input=True, max_
                 or not -len(outputs) <= i < len(outputs):
             raise ValueError(f"layer index {i!r} is not in 0..{len(outputs) - 1}")
     panels = ([("input", np.asarray(X, dtype=np.float64))] if include_input else [])
-    panels += [(f"layer {i % len(outputs)}: {model.layers[i]!r}", outputs[i]) for i in layers]
+    # one output per layer with parameters (Dropout adds none)
+    panels += [(f"layer {i % len(outputs)}: {model._units[i]!r}", outputs[i]) for i in layers]
     keep = np.linspace(0, X.shape[0] - 1, min(X.shape[0], max_points)).astype(np.int64)
     if y is not None:
         labels = np.asarray(y)
