@@ -65,6 +65,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from threadpoolctl import threadpool_limits
 
 from . import layers as _layers
 from . import optimizers as _optimizers
@@ -575,9 +576,14 @@ class _BaseMLP(BaseEstimator):
                 return np.inf, np.zeros_like(x)
             return loss + offset, pack(grads)
 
-        result = scipy.optimize.minimize(
-            loss_and_grad, pack(model.get_weights()), method="L-BFGS-B", jac=True,
-            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
+        # L-BFGS-B's own vector operations go to BLAS one thread: on vectors this
+        # size threads cannot help, and BLAS threads woken between native calls
+        # compete with the kernels' idle OpenMP threads (DESIGN.md, "Threads";
+        # measured 5-40x slower on 2 cores).  The kernels run their own threads.
+        with threadpool_limits(1, user_api="blas"):
+            result = scipy.optimize.minimize(
+                loss_and_grad, pack(model.get_weights()), method="L-BFGS-B", jac=True,
+                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
         if result.status != 0:
             warnings.warn(f"lbfgs failed to converge after {result.nit} iteration(s) "
                           f"(status={result.status}): {result.message}. Increase the number "
