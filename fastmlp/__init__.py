@@ -19,8 +19,9 @@ from .optimizers import GD, SGD, Adagrad, Adam, AdamW, Nadam, RMSprop
 
 __version__ = "0.1.0"
 
+# MLPClassifier and MLPRegressor (scikit-learn estimators, see __getattr__) are left
+# out so that `from fastmlp import *` works without scikit-learn
 __all__ = [
-    "MLPClassifier", "MLPRegressor",
     "Sequential", "Dense", "Dropout", "History", "load_model", "gradcheck", "dead_units",
     "GD", "SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Nadam",
     "set_num_threads", "get_num_threads", "threads",
