@@ -19,6 +19,8 @@ from .optimizers import GD, SGD, Adagrad, Adam, AdamW, Nadam, RMSprop
 
 __version__ = "0.1.0"
 
+# MLPClassifier and MLPRegressor (scikit-learn estimators, see __getattr__) are left
+# out so that `from fastmlp import *` works without scikit-learn
 __all__ = [
     "Sequential", "Dense", "Dropout", "BatchNorm", "PReLU", "Maxout", "History", "load_model",
     "gradcheck", "dead_units", "GD", "SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Nadam",
@@ -26,3 +28,19 @@ __all__ = [
     "activations", "callbacks", "datasets", "initializers", "io", "losses", "metrics",
     "optimizers", "plot", "regularizers", "schedules",
 ]
+
+_ESTIMATORS = ("MLPClassifier", "MLPRegressor")
+
+
+def __getattr__(name):
+    # the scikit-learn estimators load on first use: scikit-learn is optional
+    if name in _ESTIMATORS:
+        try:
+            from . import estimators
+        except ImportError as e:
+            if getattr(e, "name", None) is None or not e.name.startswith("sklearn"):
+                raise
+            raise ImportError(f"fastmlp.{name} needs scikit-learn: pip install "
+                              f"fastmlp[sklearn] (or pip install scikit-learn)") from e
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'fastmlp' has no attribute {name!r}")
