@@ -493,3 +493,20 @@ def test_import_fastmlp_without_sklearn():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env=env)
     assert "pip install fastmlp[sklearn]" in out.stdout
+
+
+def test_feature_names_in():
+    pd = pytest.importorskip("pandas")
+    X, y = _small_classification(60)
+    names = [f"f{i}" for i in range(X.shape[1])]
+    frame = pd.DataFrame(X, columns=names)
+    with _quiet():
+        clf = MLPClassifier(max_iter=5, random_state=0).fit(frame, y)
+    np.testing.assert_array_equal(clf.feature_names_in_, names)
+    assert clf.n_features_in_ == X.shape[1]
+    with _quiet():
+        plain = MLPClassifier(max_iter=5, random_state=0).fit(X, y)
+    assert not hasattr(plain, "feature_names_in_")
+    np.testing.assert_array_equal(clf.predict(frame), plain.predict(X))
+    with pytest.raises(ValueError, match="feature names"):
+        clf.predict(frame[names[::-1]])
