@@ -22,7 +22,9 @@ def _numeric(a, name):
 
 
 def _all_finite(a):
-    """a: a C-contiguous float32/float64 array of any shape."""
+    """a: a C-contiguous array of any shape and real dtype."""
+    if a.dtype not in (np.float32, np.float64):  # float16, longdouble: no native kernel
+        return bool(np.isfinite(a).all()) if a.dtype.kind == "f" else True
     return all_finite(a.reshape(a.shape[0] if a.ndim else 1, -1))
 
 
