@@ -67,7 +67,14 @@ def _softplus(z, alpha, out):
 
 
 def _isru(z, alpha):
-    return z / np.sqrt(1 + alpha * z * z)
+    # z / sqrt(1 + a z^2); for |z| > 1 as sign(z) / sqrt(1/z^2 + a), so that z^2
+    # overflowing (|z| > ~1.8e19 in float32) still gives +-1/sqrt(a), not 0
+    if alpha == 0:
+        return z.copy()
+    with np.errstate(over="ignore", under="ignore"):
+        big = np.abs(z) > 1
+        inv = 1 / np.where(big, z, 1)
+        return np.where(big, np.sign(z) / np.sqrt(inv * inv + alpha), z / np.sqrt(1 + alpha * z * z))
 
 
 def _isru_grad(z, alpha):
@@ -249,6 +256,8 @@ def dropout(X, out, p, seed, layer, step):
     _check("out", out, X.shape)
     if not 0.0 <= p < 1.0:
         raise ValueError(f"the dropout rate must be in [0, 1), got {p}")
+    if not 0 <= layer < 2 ** 31:
+        raise ValueError(f"layer must be in [0, 2^31), got {layer}")
     mask = _dropout_mask(X.shape, p, seed, layer, step)
     np.multiply(X, mask * X.dtype.type(1.0 / (1.0 - p)), out=out)
 
@@ -339,6 +348,8 @@ def _weighted_mean(per_row, w, grad, divisor):
 def softmax(Z, out):
     """out = softmax(Z) row by row (max subtracted first)."""
     _check("out", out, Z.shape)
+    if Z.size == 0:  # no rows or no classes: nothing to write (as the native kernel)
+        return
     np.subtract(Z, Z.max(axis=1, keepdims=True), out=out)
     np.exp(out, out=out)
     out /= out.sum(axis=1, keepdims=True)

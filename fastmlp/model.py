@@ -10,6 +10,7 @@ from . import optimizers as _optimizers
 from . import regularizers as _regularizers
 from . import schedules as _schedules
 from ._backend import BACKENDS, kernels
+from ._kernels.checks import all_finite
 from ._validation import (check_bounded_target, check_classification_target,
                           check_distribution_target, check_features, check_label_target,
                           check_positive_int, check_regression_target, check_sample_weight,
@@ -489,10 +490,18 @@ class Sequential:
 
         X : array-like of shape (n_samples, n_features)
         Returns ndarray of shape (n_samples, n_outputs) in the model's dtype.
+        Raises FloatingPointError when the output overflows (weights too large for
+        the dtype, as after a diverged fit), rather than returning inf or NaN.
         """
         self._require_compiled()
         X = self._check_X(X)
-        return self._plan.predict(X, np.empty((X.shape[0], self.n_outputs), self.dtype))
+        out = self._plan.predict(X, np.empty((X.shape[0], self.n_outputs), self.dtype))
+        if not all_finite(out):  # finite inputs, so the weights overflowed the dtype
+            raise FloatingPointError(
+                f"predict: the output holds inf or NaN for finite inputs: the weights are too "
+                f"large for {self.dtype.name} (did training diverge?). Lower the learning rate "
+                f"or scale the inputs and targets")
+        return out
 
     def activations(self, X):
         """Every Dense layer's output for X, computed layer by layer: [A1, ..., AL] with

@@ -81,8 +81,11 @@ def dense_backward(const floating[:, ::1] X, const floating[:, ::1] W,
     check_len("db", db.shape[0], n_out)
     if want_dx:
         check_shape2("dX", dX.shape[0], dX.shape[1], rows, n_in)
-    if n_out == 0 or n_in == 0:
+    if n_out == 0:  # dZ, dW and db are empty; dX = dZ W^T is an empty sum
+        if want_dx:
+            dX[:, :] = 0
         return
+    # (n_in == 0 goes on: dZ and db are still written, the GEMMs see an empty side)
     if rows == 0:
         dW[:, :] = 0
         db[:] = 0
