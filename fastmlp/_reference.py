@@ -879,7 +879,14 @@ class Plan:
     def predict(self, X, out, output_transform=True):
         if X.shape[0] == 0:
             return out
-        out[...] = self._forward(X, training=False)
+        # buffers of this call, not the plan's (as the native plan), so that several
+        # threads may predict at once
+        inp = X
+        for W, b, _, _, act, alpha, _ in self.layers:
+            A = np.empty((X.shape[0], W.shape[1]), self.dtype)
+            dense_forward(inp, W, b, act, A, A, alpha)
+            inp = A
+        out[...] = inp
         if output_transform:
             loss_output(out, self.loss_kind, out)
         return out

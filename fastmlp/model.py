@@ -11,10 +11,11 @@ from . import regularizers as _regularizers
 from . import schedules as _schedules
 from ._backend import BACKENDS, kernels
 from ._kernels.checks import all_finite
-from ._validation import (check_bounded_target, check_classification_target,
-                          check_distribution_target, check_features, check_label_target,
-                          check_positive_int, check_regression_target, check_sample_weight,
-                          class_weight_table)
+from ._validation import (check_batch_rows, check_bounded_target,
+                          check_classification_target, check_distribution_target,
+                          check_features, check_label_target, check_positive_int,
+                          check_regression_target, check_sample_weight, class_weight_table,
+                          rows_of)
 from .initializers import initialize
 from .callbacks import History
 from .layers import Dense, Dropout, layer_config
@@ -252,6 +253,7 @@ class Sequential:
         """
         if self.loss is None:
             raise RuntimeError("call compile() before training the model")
+        check_batch_rows(rows_of(x), "x")
         x = self._check_X(x)
         y = self._check_y(y, x.shape[0])
         w = self._sample_weight(y, sample_weight, class_weight)
@@ -327,6 +329,7 @@ class Sequential:
 
         n = X.shape[0]
         batch_size = self._fit_batch_size(batch_size, n)
+        check_batch_rows(min(batch_size, n), "a batch of X")
         n_batches = -(-n // batch_size)
         batch_losses = np.empty(n_batches)
         sizes = np.full(n_batches, batch_size, dtype=np.float64)
@@ -592,6 +595,7 @@ class Sequential:
         regularizer, the loss includes its penalty and each dW its gradient.
         """
         self._require_compiled()
+        check_batch_rows(rows_of(X), "X")
         X = self._check_X(X)
         y = self._check_y(y, X.shape[0])
         w = self._sample_weight(y, sample_weight, class_weight)
