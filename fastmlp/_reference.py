@@ -74,7 +74,8 @@ def _isru(z, alpha):
     with np.errstate(over="ignore", under="ignore"):
         big = np.abs(z) > 1
         inv = 1 / np.where(big, z, 1)
-        return np.where(big, np.sign(z) / np.sqrt(inv * inv + alpha), z / np.sqrt(1 + alpha * z * z))
+        return np.where(big, np.sign(z) / np.sqrt(inv * inv + alpha),
+                        z / np.sqrt(1 + alpha * z * z))
 
 
 def _isru_grad(z, alpha):

@@ -22,7 +22,7 @@ import pytest
 import fastmlp as fm
 from fastmlp._backend import kernels
 
-from conftest import BACKENDS, assert_close
+from conftest import assert_close
 
 RTOL_THREADS = {np.float32: 1e-4, np.float64: 1e-10}
 

@@ -13,7 +13,6 @@ import struct
 import zlib
 
 import numpy as np
-import pytest
 import tracemalloc
 from hypothesis import given
 from hypothesis import strategies as st

@@ -7,7 +7,7 @@ same data, and weights left untouched by a call that failed.
 """
 import numpy as np
 import pytest
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 

@@ -167,7 +167,8 @@ def test_adam_model_with_zero_gradients_keeps_its_weights(backend):
 # ---- learning rates that make training diverge ------------------------------------------------
 
 _OPTIMIZERS = {"sgd": lambda: fm.SGD(lr=1e12), "momentum": lambda: fm.SGD(lr=1e8, momentum=0.9),
-               "adam": lambda: fm.Adam(lr=1e30), "adamw": lambda: fm.AdamW(lr=1e30, weight_decay=0.0),
+               "adam": lambda: fm.Adam(lr=1e30),
+               "adamw": lambda: fm.AdamW(lr=1e30, weight_decay=0.0),
                "adagrad": lambda: fm.Adagrad(lr=1e30), "rmsprop": lambda: fm.RMSprop(lr=1e30),
                "nadam": lambda: fm.Nadam(lr=1e30)}
 

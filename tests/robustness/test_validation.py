@@ -212,3 +212,30 @@ def test_cli_csv_of_empty_fields_is_refused_in_one_line(tmp_path, capsys, text):
     assert "no data rows" in capsys.readouterr().err
     with pytest.raises(ValueError, match="no data rows"):
         fm.datasets.load_table(path)
+
+
+# ---- arrays over 2^31 elements (opt-in: FASTMLP_BIG_TESTS=1, ~8.6 GB) -------------------------
+
+def test_kernels_index_arrays_over_2_31_elements(big_tests):
+    # The kernels index with Py_ssize_t / ptrdiff_t (rows * cols offsets in 64 bits): an
+    # int offset would wrap past element 2^31 and write before the array or miss its end.
+    # One float32 array of 2^31 + 2^11 elements, transformed in place.
+    from fastmlp._backend import kernels
+    from fastmlp._kernels.checks import all_finite
+
+    k = kernels("native")
+    cols = 2048
+    rows = 2 ** 31 // cols + 1
+    Z = np.empty((rows, cols), np.float32)
+    Z[:-1] = 1.0
+    Z[-1] = -3.0                                   # the last row lies past element 2^31
+    with fm.threads(2):
+        k.activation_forward(Z, "relu", Z)          # in place
+        assert (Z[-1] == 0).all() and (Z[0] == 1).all() and (Z[rows // 2] == 1).all()
+        assert all_finite(Z)
+        Z[-1, -1] = np.nan
+        assert not all_finite(Z)                    # the check reaches the very end
+        Z[-1, -1] = 0.0
+        k.dropout(Z, Z, 0.5, 0, 0, 0)
+        assert set(np.unique(Z[-1])) <= {0.0} and set(np.unique(Z[0])) <= {0.0, 2.0}
+        assert (Z[0] == 2.0).any() and (Z[-2] == 2.0).any()
