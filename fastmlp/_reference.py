@@ -71,7 +71,15 @@ def _softplus(z, alpha, out):
 
 
 def _isru(z, alpha):
-    return z / np.sqrt(1 + alpha * z * z)
+    # z / sqrt(1 + a z^2); for |z| > 1 as sign(z) / sqrt(1/z^2 + a), so that z^2
+    # overflowing (|z| > ~1.8e19 in float32) still gives +-1/sqrt(a), not 0
+    if alpha == 0:
+        return z.copy()
+    with np.errstate(over="ignore", under="ignore"):
+        big = np.abs(z) > 1
+        inv = 1 / np.where(big, z, 1)
+        return np.where(big, np.sign(z) / np.sqrt(inv * inv + alpha),
+                        z / np.sqrt(1 + alpha * z * z))
 
 
 def _isru_grad(z, alpha):
@@ -253,6 +261,8 @@ def dropout(X, out, p, seed, layer, step):
     _check("out", out, X.shape)
     if not 0.0 <= p < 1.0:
         raise ValueError(f"the dropout rate must be in [0, 1), got {p}")
+    if not 0 <= layer < 2 ** 31:
+        raise ValueError(f"layer must be in [0, 2^31), got {layer}")
     mask = _dropout_mask(X.shape, p, seed, layer, step)
     np.multiply(X, mask * X.dtype.type(1.0 / (1.0 - p)), out=out)
 
@@ -343,6 +353,8 @@ def _weighted_mean(per_row, w, grad, divisor):
 def softmax(Z, out):
     """out = softmax(Z) row by row (max subtracted first)."""
     _check("out", out, Z.shape)
+    if Z.size == 0:  # no rows or no classes: nothing to write (as the native kernel)
+        return
     np.subtract(Z, Z.max(axis=1, keepdims=True), out=out)
     np.exp(out, out=out)
     out /= out.sum(axis=1, keepdims=True)
@@ -763,8 +775,8 @@ class _Layer:
             self.P = np.empty((rows, self.n_out * self.pieces), dtype)
             self.dP = np.empty_like(self.P)
 
-    def forward(self, inp, training):
-        """A = layer(inp) (batch statistics when training, running ones otherwise)."""
+    def forward(self, inp):
+        """A = layer(inp) in training (batch statistics), into the plan's buffers."""
         n = inp.shape[0]
         Z, A = self.Z[:n], self.A[:n]
         if self.kind == "dense":
@@ -777,11 +789,26 @@ class _Layer:
         elif self.kind == "prelu":
             prelu_forward(inp, self.slope, A)
         else:
-            if training:
-                batchnorm_forward(inp, self.gamma, self.beta, Z, self.mean, self.var, self.eps)
-            else:
-                batchnorm_inference(inp, self.gamma, self.beta, self.running_mean,
-                                    self.running_var, Z, self.eps)
+            batchnorm_forward(inp, self.gamma, self.beta, Z, self.mean, self.var, self.eps)
+            _FORWARD[self.act](Z, self.alpha, A)
+        return A
+
+    def infer(self, inp):
+        """The layer at inference (running statistics, no dropout) on inp, into
+        arrays of this call: safe when several threads predict at once."""
+        A = np.empty((inp.shape[0], self.n_out), inp.dtype)
+        if self.kind == "dense":
+            dense_forward(inp, self.W, self.b, self.act, A, A, self.alpha)
+        elif self.kind == "maxout":
+            P = np.matmul(inp, self.W)
+            P += self.b
+            maxout_forward(P, A, self.pieces)
+        elif self.kind == "prelu":
+            prelu_forward(inp, self.slope, A)
+        else:
+            Z = np.empty_like(A)
+            batchnorm_inference(inp, self.gamma, self.beta, self.running_mean,
+                                self.running_var, Z, self.eps)
             _FORWARD[self.act](Z, self.alpha, A)
         return A
 
@@ -962,17 +989,17 @@ class Plan:
         if self.n_bn and rows < 2:
             raise ValueError("batch normalization needs at least 2 samples per training batch")
 
-    def _forward(self, X, training=True):
+    def _forward(self, X):
+        """The training forward pass (batch statistics, dropout) into the plan's buffers."""
         n = X.shape[0]
         self.ensure_capacity(n)
-        if training:
-            self._stats_rows = 0  # this pass overwrites the batch statistics
+        self._stats_rows = 0  # this pass overwrites the batch statistics
         inp = X
         self._inputs = []
         for i, layer in enumerate(self.layers):
             self._inputs.append(inp)
-            inp = layer.forward(inp, training)
-            if training and layer.drop > 0:
+            inp = layer.forward(inp)
+            if layer.drop > 0:
                 dropout(inp, layer.D[:n], layer.drop, self.seed, i, self.step)
                 inp = layer.D[:n]
         return inp
@@ -1096,7 +1123,12 @@ class Plan:
     def predict(self, X, out, output_transform=True):
         if X.shape[0] == 0:
             return out
-        out[...] = self._forward(X, training=False)
+        # buffers of this call, not the plan's (as the native plan), so that several
+        # threads may predict at once
+        inp = X
+        for layer in self.layers:
+            inp = layer.infer(inp)
+        out[...] = inp
         if output_transform:
             loss_output(out, self.loss_kind, out)
         return out

@@ -22,7 +22,9 @@ def _numeric(a, name):
 
 
 def _all_finite(a):
-    """a: a C-contiguous float32/float64 array of any shape."""
+    """a: a C-contiguous array of any shape and real dtype."""
+    if a.dtype not in (np.float32, np.float64):  # float16, longdouble: no native kernel
+        return bool(np.isfinite(a).all()) if a.dtype.kind == "f" else True
     return all_finite(a.reshape(a.shape[0] if a.ndim else 1, -1))
 
 
@@ -93,6 +95,27 @@ def check_regression_target(y, n_samples, n_outputs, dtype, name="y"):
     if not _all_finite(y):
         raise ValueError(f"{name} contains NaN or infinity")
     return y
+
+
+# One BLAS call takes 32-bit dimensions, so a training batch (the rows of every
+# GEMM of its step) has at most this many rows; predict works in blocks and is
+# not limited.
+MAX_BATCH_ROWS = 2 ** 31 - 1
+
+
+def rows_of(X):
+    """The number of rows of an array-like without converting it (0 when unknown)."""
+    shape = getattr(X, "shape", None)
+    return shape[0] if shape is not None and len(shape) >= 1 else 0
+
+
+def check_batch_rows(rows, what):
+    """Refuse a training batch of more than MAX_BATCH_ROWS rows, before anything
+    is converted or copied (the input may be a broadcast view of a huge shape)."""
+    if rows > MAX_BATCH_ROWS:
+        raise ValueError(f"{what} has {rows} rows: a training batch holds at most "
+                         f"2^31 - 1 (the BLAS's 32-bit dimensions); use fit() with a "
+                         f"smaller batch_size, or split the batch")
 
 
 def check_positive_int(value, name, minimum=1):

@@ -397,7 +397,7 @@ def main(argv=None):
     _check_args(args)
     try:
         return args.func(args)
-    except (UsageError, ValueError, OSError) as e:
+    except (UsageError, ValueError, OSError, FloatingPointError) as e:  # diverged: --lr too high
         message = " ".join(str(e).split()) or type(e).__name__
         if isinstance(e, OSError) and e.filename is not None and str(e.filename) not in message:
             message = f"{e.filename}: {message}"

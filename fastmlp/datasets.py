@@ -771,6 +771,8 @@ def load_table(path, target=None, delimiter=None, target_optional=False):
                 if row and any(cell.strip() for cell in row)]
     except csv.Error as e:
         raise ValueError(f"{path}: not a valid CSV file ({e})") from None
+    if not rows:  # e.g. a lone quote: non-blank text that parses to empty fields
+        raise ValueError(f"{path}: no data rows")
     first_line, first = rows[0]
     has_header = not all(_is_number(cell) for cell in first)
     names = [c.strip() for c in first] if has_header else [f"x{j}" for j in range(len(first))]

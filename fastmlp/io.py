@@ -242,7 +242,7 @@ def _check_arrays(r, entries, data_size):
         offset, nbytes, crc = e.get("offset"), e.get("nbytes"), e.get("crc32")
         if not isinstance(name, str) or name in arrays:
             r.fail("corrupted: bad or repeated array name")
-        if dtype not in _DTYPES:
+        if not isinstance(dtype, str) or dtype not in _DTYPES:   # (a list is unhashable)
             r.fail(f"array {name[:40]!r} has unsupported dtype {str(dtype)[:40]!r}")
         if not isinstance(shape, list) or len(shape) > 4 or not all(_is_int(d) for d in shape):
             r.fail(f"array {name[:40]!r} has a bad shape")
@@ -282,7 +282,7 @@ def _build(r, f, header, arrays, data_start, backend):
     if not isinstance(layers, list) or not 0 < len(layers) <= _MAX_LAYERS:
         r.fail("corrupted: bad layer list")
     dtype, seed, input_dim = config.get("dtype"), config.get("seed"), config.get("input_dim")
-    if dtype not in _DTYPES:
+    if not isinstance(dtype, str) or dtype not in _DTYPES:
         r.fail(f"bad dtype {str(dtype)[:40]!r}")
     if seed is not None and not _is_int(seed, 0, 2 ** 128):
         r.fail(f"bad seed {str(seed)[:40]}")

@@ -10,10 +10,12 @@ from . import optimizers as _optimizers
 from . import regularizers as _regularizers
 from . import schedules as _schedules
 from ._backend import BACKENDS, kernels
-from ._validation import (check_bounded_target, check_classification_target,
-                          check_distribution_target, check_features, check_label_target,
-                          check_positive_int, check_regression_target, check_sample_weight,
-                          class_weight_table)
+from ._kernels.checks import all_finite
+from ._validation import (check_batch_rows, check_bounded_target,
+                          check_classification_target, check_distribution_target,
+                          check_features, check_label_target, check_positive_int,
+                          check_regression_target, check_sample_weight, class_weight_table,
+                          rows_of)
 from .initializers import initialize
 from .callbacks import History
 from .layers import BatchNorm, Dense, Dropout, Layer, Maxout, PReLU, layer_config
@@ -345,6 +347,7 @@ class Sequential:
         """
         if self.loss is None:
             raise RuntimeError("call compile() before training the model")
+        check_batch_rows(rows_of(x), "x")
         x = self._check_X(x)
         y = self._check_y(y, x.shape[0])
         w = self._sample_weight(y, sample_weight, class_weight)
@@ -420,6 +423,7 @@ class Sequential:
 
         n = X.shape[0]
         batch_size = self._fit_batch_size(batch_size, n)
+        check_batch_rows(min(batch_size, n), "a batch of X")
         n_batches = -(-n // batch_size)
         batch_losses = np.empty(n_batches)
         sizes = np.full(n_batches, batch_size, dtype=np.float64)
@@ -583,10 +587,18 @@ class Sequential:
 
         X : array-like of shape (n_samples, n_features)
         Returns ndarray of shape (n_samples, n_outputs) in the model's dtype.
+        Raises FloatingPointError when the output overflows (weights too large for
+        the dtype, as after a diverged fit), rather than returning inf or NaN.
         """
         self._require_compiled()
         X = self._check_X(X)
-        return self._plan.predict(X, np.empty((X.shape[0], self.n_outputs), self.dtype))
+        out = self._plan.predict(X, np.empty((X.shape[0], self.n_outputs), self.dtype))
+        if not all_finite(out):  # finite inputs, so the weights overflowed the dtype
+            raise FloatingPointError(
+                f"predict: the output holds inf or NaN for finite inputs: the weights are too "
+                f"large for {self.dtype.name} (did training diverge?). Lower the learning rate "
+                f"or scale the inputs and targets")
+        return out
 
     def activations(self, X):
         """Every layer's output for X at inference, computed layer by layer:
@@ -731,6 +743,7 @@ class Sequential:
         training; their running statistics are not updated.
         """
         self._require_compiled()
+        check_batch_rows(rows_of(X), "X")
         X = self._check_X(X)
         y = self._check_y(y, X.shape[0])
         w = self._sample_weight(y, sample_weight, class_weight)

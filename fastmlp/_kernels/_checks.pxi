@@ -13,3 +13,11 @@ cdef inline int check_len(str name, Py_ssize_t n, Py_ssize_t en) except -1:
     if n != en:
         raise ValueError(f"{name} has length {n}, expected {en}")
     return 0
+
+
+cdef inline int check_gemm_rows(str name, Py_ssize_t rows) except -1:
+    # BLAS takes 32-bit dimensions: a GEMM over more rows would be truncated
+    if rows > 2147483647:
+        raise ValueError(f"{name} has {rows} rows; one BLAS call takes at most 2^31 - 1 "
+                         f"(32-bit dimensions): split the batch")
+    return 0

@@ -131,8 +131,7 @@ def _float32_math(str name, const float[::1] x, float[::1] out):
                 out[i] = fm_erfcf(x[i])
 
 
-def dropout(const floating[:, ::1] X, floating[:, ::1] out, double p, seed, int layer,
-            step):
+def dropout(const floating[:, ::1] X, floating[:, ::1] out, double p, seed, layer, step):
     """Inverted dropout: out = X * mask / (1 - p), mask[r, c] ~ Bernoulli(1 - p).
 
     The mask comes from a counter-based RNG keyed by (seed, layer, step, r, c)
@@ -147,10 +146,14 @@ def dropout(const floating[:, ::1] X, floating[:, ::1] out, double p, seed, int 
     check_shape2("out", out.shape[0], out.shape[1], rows, cols)
     if not 0.0 <= p < 1.0:
         raise ValueError(f"the dropout rate must be in [0, 1), got {p}")
+    if not 0 <= layer < 2 ** 31:
+        raise ValueError(f"layer must be in [0, 2^31), got {layer}")
     if rows == 0 or cols == 0:
         return
+    # seed and step are taken modulo 2^64, as the twin does (any Python int is accepted)
     cdef fm_dropout_key_t key = fm_dropout_key(<unsigned long long>(int(seed) & 0xffffffffffffffff),
-                                               layer, <unsigned long long>int(step))
+                                               <unsigned int>int(layer),
+                                               <unsigned long long>(int(step) & 0xffffffffffffffff))
     cdef int nt = threads_for(<double>rows * cols / 4, ELEMENTWISE_GRAIN), tid
     cdef unsigned int fpu
     with nogil, parallel(num_threads=nt):

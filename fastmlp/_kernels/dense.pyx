@@ -34,11 +34,14 @@ def dense_forward(const floating[:, ::1] X, const floating[:, ::1] W, const floa
     cdef int act = activation_code(activation)
     cdef double a = activation_alpha(activation, alpha)
     cdef Py_ssize_t rows = X.shape[0]
+    check_gemm_rows("W", W.shape[0])
+    check_gemm_rows("W^T", W.shape[1])
     cdef int n_in = <int>W.shape[0], n_out = <int>W.shape[1], nt, tid
     check_shape2("X", X.shape[0], X.shape[1], rows, n_in)
     check_len("b", b.shape[0], n_out)
     check_shape2("Z", Z.shape[0], Z.shape[1], rows, n_out)
     check_shape2("A", A.shape[0], A.shape[1], rows, n_out)
+    check_gemm_rows("X", rows)
     if rows == 0 or n_out == 0:
         return
     nt = threads_for(<double>rows * n_in * n_out, GEMM_GRAIN)
@@ -72,6 +75,8 @@ def dense_backward(const floating[:, ::1] X, const floating[:, ::1] W,
     cdef int act = activation_code(activation)
     cdef double a = activation_alpha(activation, alpha)
     cdef Py_ssize_t rows = X.shape[0], r0, r1
+    check_gemm_rows("W", W.shape[0])
+    check_gemm_rows("W^T", W.shape[1])
     cdef int n_in = <int>W.shape[0], n_out = <int>W.shape[1], nt, tid
     cdef bint want_dx = dX is not None
     check_shape2("X", X.shape[0], X.shape[1], rows, n_in)
@@ -81,8 +86,12 @@ def dense_backward(const floating[:, ::1] X, const floating[:, ::1] W,
     check_len("db", db.shape[0], n_out)
     if want_dx:
         check_shape2("dX", dX.shape[0], dX.shape[1], rows, n_in)
-    if n_out == 0 or n_in == 0:
+    check_gemm_rows("X", rows)
+    if n_out == 0:  # dZ, dW and db are empty; dX = dZ W^T is an empty sum
+        if want_dx:
+            dX[:, :] = 0
         return
+    # (n_in == 0 goes on: dZ and db are still written, the GEMMs see an empty side)
     if rows == 0:
         dW[:, :] = 0
         db[:] = 0
