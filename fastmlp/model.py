@@ -10,6 +10,7 @@ from . import optimizers as _optimizers
 from . import regularizers as _regularizers
 from . import schedules as _schedules
 from ._backend import BACKENDS, kernels
+from ._kernels.checks import all_finite as _all_finite
 from ._validation import (check_bounded_target, check_classification_target,
                           check_distribution_target, check_features, check_label_target,
                           check_positive_int, check_regression_target, check_sample_weight,
@@ -490,6 +491,14 @@ class Sequential:
         X : array-like of shape (n_samples, n_features)
         Returns ndarray of shape (n_samples, n_outputs) in the model's dtype.
         """
+        # Fast path (single-row latency): X already is what check_features
+        # returns (a non-empty C-contiguous 2-D array of the model's dtype with
+        # the model's features); only finiteness is left to check.  Anything
+        # else, and a non-finite X (for its error message), takes the full checks.
+        if type(X) is np.ndarray and X.ndim == 2 and X.dtype == self.dtype \
+                and X.flags.c_contiguous and X.shape[0] > 0 and self.loss is not None \
+                and X.shape[1] == self.input_dim and _all_finite(X):
+            return self._plan.predict(X, np.empty((X.shape[0], self.n_outputs), self.dtype))
         self._require_compiled()
         X = self._check_X(X)
         return self._plan.predict(X, np.empty((X.shape[0], self.n_outputs), self.dtype))
