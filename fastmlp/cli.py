@@ -353,7 +353,8 @@ def build_parser():
     p.set_defaults(func=predict, parser=p)
 
     p = sub.add_parser("bench", add_help=False,
-                       help="train-step throughput: native vs NumPy backend vs GEMMs only "
+                       help="one training epoch, predict and single-row latency side by "
+                            "side: native, NumPy backend, scikit-learn, PyTorch, GEMMs only "
                             "(fastmlp bench --help for options)")
     p.set_defaults(func=bench)  # main() hands its arguments to fastmlp._bench
     return parser

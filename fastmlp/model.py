@@ -590,9 +590,18 @@ class Sequential:
         Raises FloatingPointError when the output overflows (weights too large for
         the dtype, as after a diverged fit), rather than returning inf or NaN.
         """
-        self._require_compiled()
-        X = self._check_X(X)
-        out = self._plan.predict(X, np.empty((X.shape[0], self.n_outputs), self.dtype))
+        # Fast path (single-row latency): X already is what check_features
+        # returns (a non-empty C-contiguous 2-D array of the model's dtype with
+        # the model's features); only finiteness is left to check.  Anything
+        # else, and a non-finite X (for its error message), takes the full checks.
+        if type(X) is np.ndarray and X.ndim == 2 and X.dtype == self.dtype \
+                and X.flags.c_contiguous and X.shape[0] > 0 and self.loss is not None \
+                and X.shape[1] == self.input_dim and all_finite(X):
+            out = self._plan.predict(X, np.empty((X.shape[0], self.n_outputs), self.dtype))
+        else:
+            self._require_compiled()
+            X = self._check_X(X)
+            out = self._plan.predict(X, np.empty((X.shape[0], self.n_outputs), self.dtype))
         if not all_finite(out):  # finite inputs, so the weights overflowed the dtype
             raise FloatingPointError(
                 f"predict: the output holds inf or NaN for finite inputs: the weights are too "

@@ -112,6 +112,8 @@ def test_task_choice(tmp_path, capsys):
     ([], "", "required"),
     (["bench", "--sizes", "huge"], "bench", "unknown size"),
     (["bench", "--repeats", "0"], "bench", "--repeats"),
+    (["bench", "--contenders", "jax"], "bench", "unknown contender"),
+    (["bench", "--phases", "fit"], "bench", "unknown phase"),
 ])
 def test_errors_are_one_line_with_exit_status_2(tmp_path, spiral_csv, capsys, args, command,
                                                 message):
@@ -144,11 +146,40 @@ def test_predict_with_a_python_saved_model(tmp_path, capsys):
     assert rows[0] == "prediction,p(0),p(1)" and len(rows) == 5
 
 
-def test_bench(capsys):
+def test_bench(capsys, monkeypatch):
+    # PyTorch reported missing (importing it takes seconds; bench/ runs it when installed)
+    from fastmlp._bench import contenders
+
+    real_import = contenders.optional_import
+
+    def without_torch(module, library):
+        if module == "torch":
+            raise contenders.Unavailable("PyTorch is not installed")
+        return real_import(module, library)
+
+    monkeypatch.setattr(contenders, "optional_import", without_torch)
     assert main(["bench", "--sizes", "tiny", "--repeats", "1", "--target-time", "0.01",
                  "--settle", "0", "--min-steps", "1"]) == 0
     out = capsys.readouterr().out
     assert "| tiny | 2-64-64-2 | 32 |" in out and "(agree)" in out
+    assert "| tiny | 2-64-64-2 | 32 | PyTorch | not installed |" in out
+    for contender in ("native", "native 1T", "numpy", "scikit-learn", "GEMMs only"):
+        assert f"| tiny | 2-64-64-2 | 32 | {contender} | " in out
+    assert "| tiny | " in out.split("2 threads ÷ 1 (native) |")[1]  # the ratio table
+
+
+def test_bench_contenders_and_phases(capsys):
+    assert main(["bench", "--sizes", "tiny", "--repeats", "2", "--target-time", "0.01",
+                 "--settle", "0", "--contenders", "native,GEMMs only",
+                 "--phases", "train,latency"]) == 0
+    out = capsys.readouterr().out
+    native = next(line for line in out.splitlines() if line.startswith("| tiny |")
+                  and "| native |" in line)
+    cells = [c.strip() for c in native.strip("|").split("|")]
+    assert cells[4].replace(",", "").split()[0].isdigit()   # train samples/s
+    assert cells[7] == ""                                    # no predict phase
+    assert float(cells[8].split()[0]) > 0                    # single-row latency in µs
+    assert "PyTorch |" not in out.split("| size | network")[1].split("Ratios")[0]
 
 
 def test_demo(tmp_path, capsys):
