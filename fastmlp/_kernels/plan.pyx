@@ -115,6 +115,10 @@ cdef enum:
     KIND_BATCHNORM = 2
     KIND_PRELU = 3
 
+# forward multiply-adds between two signal checks of the native epoch loop
+# (about a millisecond of training)
+cdef double SIGNAL_WORK = 5e7
+
 cdef enum:
     MAX_THREADS = 64  # most threads one step uses (sizes per-thread partial results)
     MIN_ROWS_PER_THREAD = 32
@@ -1186,17 +1190,21 @@ cdef class Plan:
 
     # -- steps ----------------------------------------------------------------
 
-    cdef int _threads(self, Py_ssize_t rows):
-        """Threads for a batch of `rows`: enough multiply-adds per thread
-        (threads_for) and at least MIN_ROWS_PER_THREAD rows each, since GEMMs on
-        thinner row blocks run far below the BLAS's peak."""
-        cdef double work = 0
+    cdef double _macs_per_row(self):
+        """Multiply-adds of the forward GEMMs per row (at least 1)."""
+        cdef double work = 1
         cdef int i
         for i in range(self.s.n_layers):
             if self.s.layers[i].kind == KIND_DENSE or self.s.layers[i].kind == KIND_MAXOUT:
                 work += <double>self.s.layers[i].n_in * self.s.layers[i].n_z
-        return max(1, min(threads_for(work * rows, GEMM_GRAIN), rows // MIN_ROWS_PER_THREAD,
-                          MAX_THREADS))
+        return work
+
+    cdef int _threads(self, Py_ssize_t rows):
+        """Threads for a batch of `rows`: enough multiply-adds per thread
+        (threads_for) and at least MIN_ROWS_PER_THREAD rows each, since GEMMs on
+        thinner row blocks run far below the BLAS's peak."""
+        return max(1, min(threads_for(self._macs_per_row() * rows, GEMM_GRAIN),
+                          rows // MIN_ROWS_PER_THREAD, MAX_THREADS))
 
     cdef Batch _batch(self, X, y, sample_weight, order) except *:
         """Check the arrays against the plan (shapes, dtypes, contiguity) and describe them."""
@@ -1301,7 +1309,8 @@ cdef class Plan:
         the number of batches done, the last one included: fewer than all when a
         step fails (status != 0: a non-finite loss or gradient, whose update is not
         applied, or non-finite parameters after it).  A signal such as Ctrl-C is
-        raised after the batch it arrived in, so the model is consistent."""
+        raised between two batches (within about a millisecond of work), so the
+        model is consistent."""
         cdef Py_ssize_t n = order.shape[0], start, i = 0, n_batches
         cdef Batch bt = self._batch(X, y, sample_weight, order)
         cdef const int64_t *full_order = bt.order
@@ -1324,17 +1333,44 @@ cdef class Plan:
             raise ValueError("order holds row indices outside the data")
         self.ensure_capacity(min(batch_size, n))
         self._ensure_gather(min(batch_size, n))
-        for i in range(n_batches):
-            start = i * batch_size
-            bt.order = full_order + start
-            bt.rows = min(batch_size, n - start)
-            if lrs is not None:
-                self.s.lr = lrs[i]
-            losses[i] = self._run(&bt, True, True)
-            if self.s.status != STATUS_OK:
-                return i + 1
-            PyErr_CheckSignals()
-        return n_batches
+        # Batches run in groups of about SIGNAL_WORK multiply-adds without the GIL
+        # and with the BLAS set up once: a tiny net's step is ~20 us, so per-batch
+        # Python and BLAS calls would show; larger nets check signals every batch.
+        cdef int nt_full = self._threads(min(batch_size, n))
+        cdef int nt_last = self._threads(n - (n_batches - 1) * batch_size)
+        cdef Py_ssize_t group = max(1, <Py_ssize_t>(SIGNAL_WORK
+                                                    / (self._macs_per_row() * min(batch_size, n))))
+        cdef Py_ssize_t stop
+        cdef double *loss_out = &losses[0]
+        cdef const double *lr_in = &lrs[0] if lrs is not None else NULL
+        cdef bint failed = False
+        blas_enter()
+        try:
+            while i < n_batches and not failed:
+                stop = min(n_batches, i + group)
+                with nogil:
+                    while i < stop:
+                        start = i * batch_size
+                        bt.order = full_order + start
+                        bt.rows = min(batch_size, n - start)
+                        if lr_in != NULL:
+                            self.s.lr = lr_in[i]
+                        if self.is_double:
+                            loss_out[i] = _step(&self.s, &bt, True, True,
+                                                nt_last if i == n_batches - 1 else nt_full,
+                                                <const double *>NULL)
+                        else:
+                            loss_out[i] = _step(&self.s, &bt, True, True,
+                                                nt_last if i == n_batches - 1 else nt_full,
+                                                <const float *>NULL)
+                        i += 1
+                        if self.s.status != STATUS_OK:
+                            failed = True
+                            break
+                PyErr_CheckSignals()
+        finally:
+            blas_leave()
+        return i
 
     def predict(self, X, out, bint output_transform=True):
         """out = the network's output for X: with output_transform, what the loss
