@@ -604,9 +604,9 @@ class Sequential:
             out = self._plan.predict(X, np.empty((X.shape[0], self.n_outputs), self.dtype))
         if not all_finite(out):  # finite inputs, so the weights overflowed the dtype
             raise FloatingPointError(
-                f"predict: the output holds inf or NaN for finite inputs: the weights are too "
-                f"large for {self.dtype.name} (did training diverge?). Lower the learning rate "
-                f"or scale the inputs and targets")
+                f"predict: the output holds inf or NaN for finite inputs: the inputs or the "
+                f"weights are too large for {self.dtype.name} (did training diverge?). Scale "
+                f"the inputs, or lower the learning rate")
         return out
 
     def activations(self, X):

@@ -39,6 +39,13 @@ def assert_clean(error):
     assert len(str(error)) >= 10, f"{type(error).__name__} without a useful message: {error!r}"
 
 
+def overflow_possible(X):
+    """Whether finite inputs X are large enough (|x| >= 1e30) that float32 arithmetic
+    on them may overflow: then predict and training report it with a
+    FloatingPointError (or a non-finite evaluate loss) instead of a result."""
+    return X is not None and X.size > 0 and float(np.abs(X.astype(np.float64)).max()) >= 1e30
+
+
 def tiny_model(backend="native", dtype="float32", n_in=3, n_out=3, hidden=4, loss=None,
                activation="tanh", optimizer=None, seed=0, dropout=0.0):
     """A small compiled model: n_in -> hidden -> n_out."""
