@@ -35,6 +35,10 @@
 #define FM_PRAGMA(x) _Pragma(#x)
 #define FM_SIMD_SUM(var) FM_PRAGMA(omp simd reduction(+:var))
 
+/* A barrier of the enclosing OpenMP parallel region, called by every thread of
+ * its team (an orphaned directive; nothing in a build without OpenMP). */
+static inline void fm_barrier(void) { FM_PRAGMA(omp barrier) }
+
 /* X(code, name, bipolar, alpha): the code is what the compiled plan stores per
  * layer; alpha is the default of the activation's parameter (0: it has none);
  * bipolar = 1 applies f to even units (columns 0, 2, ...) and -f(-z) to odd

@@ -189,6 +189,37 @@ def test_model_training_agrees_across_threads(dtype):
     assert_close(p2, p1, dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_column_split_forward_agrees_with_twin_and_one_thread(dtype):
+    # layers wider than the batch (512 and 300 units, batches of 96) run their forward
+    # GEMM split by columns of W on two threads, with barriers around it; through
+    # dropout, batch statistics and the gathered batches of fit
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((192, 64))
+    y = rng.integers(0, 10, size=192)
+
+    def run(backend):
+        model = fm.Sequential([fm.Dense(512, activation="relu"), fm.Dropout(0.2),
+                               fm.Dense(300), fm.BatchNorm(activation="tanh"), fm.Dense(10)],
+                              input_dim=64, dtype=dtype, seed=4, backend=backend)
+        model.compile(optimizer=fm.SGD(lr=0.05, momentum=0.9))
+        losses = [model.train_step(X[:96], y[:96]) for _ in range(2)]
+        losses += model.fit(X, y, epochs=2, batch_size=96, verbose=0).history["loss"]
+        return losses, model.get_weights(), model.predict(X)
+
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    one, two = _run_with(1, lambda: run("native")), _run_with(2, lambda: run("native"))
+    twin = run("numpy")
+    # the Dense bias before a batch norm has a gradient of rounding noise only: compare
+    # every array to a tolerance on the weights' scale (about 1), not its own
+    atol = 1e-5 if dtype == np.float32 else 1e-11
+    for other in (one, twin):
+        np.testing.assert_allclose(two[0], other[0], rtol=rtol)
+        for a, b in zip(two[1], other[1]):
+            assert_close(a, b, dtype, atol=atol)
+        assert_close(two[2], other[2], dtype)
+
+
 def test_numpy_backend_agrees_across_threads(twin, rng):
     X = rng.standard_normal((300, 200))
     W = rng.standard_normal((200, 150))

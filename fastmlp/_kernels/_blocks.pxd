@@ -70,6 +70,14 @@ cdef inline void dense_forward_rows(const floating *x, const floating *w, const 
     bias_activation(act, alpha, z + r0 * n_out, a + r0 * n_out, b, r1 - r0, n_out)
 
 
+cdef inline void dense_forward_columns(const floating *x, const floating *w, floating *z,
+                                       Py_ssize_t rows, Py_ssize_t c0, Py_ssize_t c1,
+                                       int n_in, int n_out) noexcept nogil:
+    """z[:, c0:c1] = x W[:, c0:c1] over all rows (no bias or activation)."""
+    gemm(False, False, <int>rows, <int>(c1 - c0), n_in, <floating>1, x, n_in, w + c0, n_out,
+         <floating>0, z + c0, n_out)
+
+
 cdef inline bint dense_param_grad_share(const floating *x, const floating *dz, floating *dw,
                                         floating *db, Py_ssize_t rows, int n_in, int n_out,
                                         int tid, int nt) noexcept nogil:
@@ -108,6 +116,14 @@ cdef inline void dense_input_grad_rows(const floating *dz, const floating *w, fl
     """dx[r0:r1] = dz[r0:r1] W^T."""
     gemm(False, True, <int>(r1 - r0), n_in, n_out, <floating>1, dz + r0 * n_out, n_out,
          w, n_out, <floating>0, dx + r0 * n_in, n_in)
+
+
+cdef inline void dense_input_grad_columns(const floating *dz, const floating *w, floating *dx,
+                                          Py_ssize_t rows, Py_ssize_t c0, Py_ssize_t c1,
+                                          int n_in, int n_out) noexcept nogil:
+    """dx[:, c0:c1] = dz W[c0:c1, :]^T over all rows."""
+    gemm(False, True, <int>rows, <int>(c1 - c0), n_out, <floating>1, dz, n_out,
+         w + c0 * n_out, n_out, <floating>0, dx + c0, n_in)
 
 
 cdef inline void activation_backward_rows(const floating *z, const floating *a, floating *d,

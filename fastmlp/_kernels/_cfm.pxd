@@ -6,6 +6,7 @@ from cython cimport floating
 from libc.stdint cimport int64_t
 
 cdef extern from "fm_kernels.h" nogil:
+    void fm_barrier()
     ctypedef struct fm_dropout_key_t:
         unsigned int k0
         unsigned int k1

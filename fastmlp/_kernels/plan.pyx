@@ -78,7 +78,8 @@ cnp.import_array()
 
 from fastmlp._layer_specs import KINDS, layer_spec, spec_spans
 
-from fastmlp._kernels._cfm cimport (fm_dropout_key, dropout_rows, fm_grad_mod,
+from fastmlp._kernels._cfm cimport (fm_dropout_key, dropout_rows, fm_grad_mod, fm_barrier,
+                                    bias_activation,
                                     sgd_update as c_sgd, adam_update as c_adam,
                                     adagrad_update as c_adagrad, rmsprop_update as c_rmsprop,
                                     nadam_update as c_nadam, sum_squares, penalty as c_penalty,
@@ -89,8 +90,9 @@ from fastmlp._kernels._cfm cimport (FM_N_ACTIVATIONS, fm_bn_merge_stats, bn_bloc
 from fastmlp._kernels._losses cimport (FM_N_LOSSES, FM_Y_LABELS, FM_Y_TARGETS, fm_loss_name,
                                        fm_loss_y_kinds, loss_rows, loss_mean, loss_output)
 from fastmlp._kernels._blocks cimport (share_lo, chunk_lo, adam_scales, nadam_mu, nadam_scales,
-                                       dense_forward_rows,
+                                       dense_forward_rows, dense_forward_columns,
                                        dense_param_grad_share, dense_input_grad_rows,
+                                       dense_input_grad_columns,
                                        activation_backward_rows, flush_denormals_begin,
                                        flush_denormals_end, maxout_forward_rows)
 from fastmlp._kernels._runtime cimport (threads_for, GEMM_GRAIN, ELEMENTWISE_GRAIN,
@@ -292,6 +294,35 @@ cdef inline void _forward_rows(Step *s, int l, const floating *inp, Py_ssize_t r
                      fm_dropout_key(s.seed, l, s.step), lay.drop)
 
 
+cdef inline bint _split_columns(Step *s, int l, Py_ssize_t rows, int nt) noexcept nogil:
+    """Whether dense layer l's forward GEMM is split across the threads by columns
+    of W instead of by rows.  Each thread's single-threaded BLAS call packs its
+    whole right-hand matrix: split by rows, every thread packs all of W (n_in x
+    n_out); split by columns, its share of W and all of the input (rows x n_in).
+    Columns pack less when n_out > rows (a wide layer, a small batch)."""
+    return nt > 1 and s.layers[l].kind == KIND_DENSE and s.layers[l].n_out > rows
+
+
+cdef inline void _forward_columns(Step *s, int l, const floating *inp, Py_ssize_t rows,
+                                  Py_ssize_t r0, Py_ssize_t r1, int tid,
+                                  int nt) noexcept nogil:
+    """Layer l's forward pass with the GEMM split by columns of W (every thread
+    of the region calls this, for the barriers), then bias, activation and
+    dropout on this thread's rows [r0, r1)."""
+    cdef LayerSpec *lay = &s.layers[l]
+    cdef floating *P = <floating *>s.params
+    cdef int n = lay.n_out
+    fm_barrier()   # every row of the input is in place (gathered, or the layer below)
+    dense_forward_columns(inp, P + lay.w_off, <floating *>lay.Z, rows, share_lo(n, tid, nt),
+                          share_lo(n, tid + 1, nt), lay.n_in, n)
+    fm_barrier()   # every column of Z is in place
+    bias_activation(lay.act, lay.alpha, <floating *>lay.Z + r0 * n, <floating *>lay.A + r0 * n,
+                    P + lay.b_off, r1 - r0, n)
+    if lay.drop > 0:
+        dropout_rows(<const floating *>lay.A, <floating *>lay.D, r0, r1, n,
+                     fm_dropout_key(s.seed, l, s.step), lay.drop)
+
+
 cdef void _region_forward(Step *s, Batch *bt, int l0, int l1, bint backward, int tid, int nt,
                           const floating *dummy) noexcept nogil:
     """Layers [l0, l1) on this thread's rows.  When layer l1 is a batch norm,
@@ -314,7 +345,10 @@ cdef void _region_forward(Step *s, Batch *bt, int l0, int l1, bint backward, int
         targets = <const floating *>s.tbuf if targets != NULL else NULL
         w = <const floating *>s.wbuf if w != NULL else NULL
     for l in range(l0, l1):
-        _forward_rows(s, l, _input(s, x, l), r0, r1)
+        if _split_columns(s, l, rows, nt):
+            _forward_columns(s, l, _input(s, x, l), rows, r0, r1, tid, nt)
+        else:
+            _forward_rows(s, l, _input(s, x, l), r0, r1)
     if l1 < L:
         # exact mean and M2 of the batch norm's input on these rows
         n = s.layers[l1].n_out
@@ -325,7 +359,7 @@ cdef void _region_forward(Step *s, Batch *bt, int l0, int l1, bint backward, int
     lay = &s.layers[L - 1]
     s.loss_parts[tid] = _loss_rows(s, lay, labels, targets, w, rows, r0, r1)
     if backward:
-        _backward_chain(s, x, L - 1, r0, r1, tid)
+        _backward_chain(s, x, L - 1, rows, r0, r1, tid, nt)
 
 
 cdef inline void _finish_rows(Step *s, const floating *x, int l, Py_ssize_t r0, Py_ssize_t r1,
@@ -378,17 +412,36 @@ cdef inline void _input_grad_rows(Step *s, const floating *x, int l, Py_ssize_t 
                       <const floating *>lay.dZ + r0 * n, dx + r0 * n, r1 - r0, n)
 
 
-cdef void _backward_chain(Step *s, const floating *x, int l, Py_ssize_t r0, Py_ssize_t r1,
-                          int tid) noexcept nogil:
+cdef inline void _input_grad_columns(Step *s, int l, Py_ssize_t rows, int tid, int nt,
+                                     const floating *dummy) noexcept nogil:
+    """dZ[l-1][:, c0:c1] = dZ[l] W[l][c0:c1, :]^T over all rows, this thread's
+    columns of a dense layer's input gradient (every thread of the region calls
+    this, for the barriers): as _split_columns, when the input is wider than the
+    batch, each thread then packs its share of W instead of all of it."""
+    cdef LayerSpec *lay = &s.layers[l]
+    cdef Py_ssize_t c0 = share_lo(lay.n_in, tid, nt), c1 = share_lo(lay.n_in, tid + 1, nt)
+    fm_barrier()   # every row of dZ[l] is finished
+    dense_input_grad_columns(<const floating *>lay.dZ, <const floating *>s.params + lay.w_off,
+                             <floating *>s.layers[l - 1].dZ, rows, c0, c1, lay.n_in, lay.n_out)
+    fm_barrier()   # every column of dZ[l-1] is in place
+
+
+cdef void _backward_chain(Step *s, const floating *x, int l, Py_ssize_t rows, Py_ssize_t r0,
+                          Py_ssize_t r1, int tid, int nt) noexcept nogil:
     """Rows [r0, r1) of dZ[l] hold dLoss/dD[l]: finish them, then go down the
-    layers while the work is row-local (input gradient rows, finished in turn).
-    Stops after layer 0 or at a batch norm (its input gradient needs the sums
-    over every row); _chain_stop(s, l) says where."""
+    layers while the work is row-local (input gradient rows, finished in turn;
+    a dense layer whose input is wider than the batch has its input gradient
+    split by columns between two barriers instead).  Stops after layer 0 or at
+    a batch norm (its input gradient needs the sums over every row);
+    _chain_stop(s, l) says where.  Every thread of the region runs the same chain."""
     while True:
         _finish_rows(s, x, l, r0, r1, tid)
         if l == 0 or s.layers[l].kind == KIND_BATCHNORM:
             return
-        _input_grad_rows(s, x, l, r0, r1)
+        if nt > 1 and s.layers[l].kind == KIND_DENSE and s.layers[l].n_in > rows:
+            _input_grad_columns(s, l, rows, tid, nt, x)
+        else:
+            _input_grad_rows(s, x, l, r0, r1)
         l -= 1
 
 
@@ -487,7 +540,7 @@ cdef void _region_backward(Step *s, const floating *x, Py_ssize_t rows, int lo, 
         r0 = share_lo(rows, tid, nt)
         r1 = share_lo(rows, tid + 1, nt)
         _input_grad_rows(s, x, bn, r0, r1)
-        _backward_chain(s, x, bn - 1, r0, r1, tid)
+        _backward_chain(s, x, bn - 1, rows, r0, r1, tid, nt)
 
 
 cdef bint _all_finite_parts(Step *s, int nt) noexcept nogil:
