@@ -2,7 +2,7 @@
 """Row-major GEMM through scipy.linalg.cython_blas (the BLAS SciPy links, the
 route scikit-learn uses too)."""
 from cython cimport floating
-from scipy.linalg.cython_blas cimport sgemm, dgemm
+from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
 
 
 cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
@@ -24,6 +24,25 @@ cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating 
         return
     cdef char ta = b'T' if trans_b else b'N'
     cdef char tb = b'T' if trans_a else b'N'
+    cdef int incx, one = 1
+    if m == 1:
+        # one row (a single-sample predict): a matrix-vector product.  GEMM would
+        # first pack all of B, which for a wide layer costs several times the
+        # product itself.  C[0, :] = op(B)^T x with x the row of op(A).
+        incx = lda if trans_a else 1
+        if trans_b:   # B (n, k) row-major is a column-major (k, n) matrix: y = B x
+            ta = b'T'
+            if floating is float:
+                sgemv(&ta, &k, &n, &alpha, <float *>b, &ldb, <float *>a, &incx, &beta, c, &one)
+            else:
+                dgemv(&ta, &k, &n, &alpha, <double *>b, &ldb, <double *>a, &incx, &beta, c, &one)
+        else:         # B (k, n) row-major is a column-major (n, k) matrix: y = B^T x
+            ta = b'N'
+            if floating is float:
+                sgemv(&ta, &n, &k, &alpha, <float *>b, &ldb, <float *>a, &incx, &beta, c, &one)
+            else:
+                dgemv(&ta, &n, &k, &alpha, <double *>b, &ldb, <double *>a, &incx, &beta, c, &one)
+        return
     if floating is float:
         sgemm(&ta, &tb, &n, &m, &k, &alpha, <float *>b, &ldb, <float *>a, &lda, &beta, c, &ldc)
     else:
