@@ -537,6 +537,12 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
                               "It is going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n))
+        if self.batch_norm and n % batch_size == 1:
+            if n < 2:
+                raise ValueError("batch_norm=True needs at least 2 training samples")
+            # a batch norm needs 2 samples per batch: grow the batches by one rather
+            # than leave a last batch of 1
+            batch_size += 1
         w_model, sw_sum = self._model_weights(y_train, sw_train)
         self._set_l2(self.alpha / (batch_size * sw_sum / n))
         self._loss_offset = self._constant_loss(yo_train, sw_train)
@@ -706,7 +712,9 @@ default="constant"
     batch_norm : bool, default=False
         Batch normalization in each hidden layer, as the paper places it:
         ``Dense(units)`` then ``BatchNorm(activation=activation)`` (stochastic
-        solvers).  coefs_ and intercepts_ stay the Dense layers' W and b.
+        solvers).  coefs_ and intercepts_ stay the Dense layers' W and b.  A
+        batch norm needs 2 samples per batch: when the last batch would hold
+        one, the batches grow by one sample.
     dtype : None, "float32" or "float64", default=None
         None follows the input like scikit-learn (float32 stays float32, anything else
         becomes float64); "float32" is fastmlp's fast path.

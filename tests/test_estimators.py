@@ -478,6 +478,12 @@ def test_batch_norm_trains_and_keeps_dense_attributes():
     np.testing.assert_array_equal(weights[4], clf.coefs_[1])   # after gamma1, beta1
     # inference uses the running statistics: predictions do not depend on the batch
     np.testing.assert_array_equal(clf.predict_proba(X[:7]), clf.predict_proba(X)[:7])
+    # 201 samples in batches of 200 would leave a last batch of one sample
+    X201, y201 = _small_classification(201)
+    with _quiet():
+        odd = MLPClassifier(hidden_layer_sizes=(8,), batch_norm=True, max_iter=3,
+                            random_state=0).fit(X201, y201)
+    assert odd._model._plan.step == 3   # one batch of 201 per epoch
     with pytest.raises(ValueError, match="stochastic solver"):
         MLPClassifier(batch_norm=True, solver="lbfgs").fit(X, y)
     with pytest.raises(ValueError, match="batch_norm must be"):
