@@ -50,6 +50,29 @@ def assert_close(actual, desired, dtype, rtol=None, atol=None, err_msg=""):
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 
 
+def numeric_gradient(model, X, y, i, indices=None, h=1e-6):
+    """Central differences (L(w + h) - L(w - h)) / (2 h) of the model's mean loss on
+    (X, y), as loss_and_gradients reports it, for the entries `indices` (default:
+    all, in np.ndindex order) of get_weights()[i]; a 1-D array.  The weights are
+    restored afterwards."""
+    weights = model.get_weights()
+    W = weights[i]
+    indices = list(np.ndindex(W.shape)) if indices is None else indices
+    numeric = np.empty(len(indices))
+    for j, idx in enumerate(indices):
+        old = W[idx]
+        W[idx] = old + h
+        model.set_weights(weights)
+        up = model.loss_and_gradients(X, y)[0]
+        W[idx] = old - h
+        model.set_weights(weights)
+        down = model.loss_and_gradients(X, y)[0]
+        W[idx] = old
+        numeric[j] = (up - down) / (2 * h)
+    model.set_weights(weights)
+    return numeric
+
+
 def _odd_units(z):
     """Mask of the odd units (columns 1, 3, ...) along the last axis."""
     odd = np.zeros(z.shape, dtype=bool)
