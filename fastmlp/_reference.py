@@ -778,37 +778,35 @@ class _Layer:
     def forward(self, inp):
         """A = layer(inp) in training (batch statistics), into the plan's buffers."""
         n = inp.shape[0]
-        Z, A = self.Z[:n], self.A[:n]
+        P = self.P[:n] if self.kind == "maxout" else None
+        return self._apply(inp, self.Z[:n], self.A[:n], P, training=True)
+
+    def infer(self, inp):
+        """The layer at inference (running statistics, no dropout) on inp, into
+        arrays of this call: safe when several threads predict at once."""
+        A = np.empty((inp.shape[0], self.n_out), inp.dtype)
+        Z = A if self.act == "identity" else np.empty_like(A)
+        P = (np.empty((inp.shape[0], self.n_out * self.pieces), inp.dtype)
+             if self.kind == "maxout" else None)
+        return self._apply(inp, Z, A, P, training=False)
+
+    def _apply(self, inp, Z, A, P, training):
+        """A = layer(inp), with Z the pre-activation and P maxout's pieces;
+        batch statistics when training, the running ones otherwise."""
         if self.kind == "dense":
             dense_forward(inp, self.W, self.b, self.act, Z, A, self.alpha)
         elif self.kind == "maxout":
-            P = self.P[:n]
             np.matmul(inp, self.W, out=P)
             P += self.b
             maxout_forward(P, A, self.pieces)
         elif self.kind == "prelu":
             prelu_forward(inp, self.slope, A)
         else:
-            batchnorm_forward(inp, self.gamma, self.beta, Z, self.mean, self.var, self.eps)
-            _FORWARD[self.act](Z, self.alpha, A)
-        return A
-
-    def infer(self, inp):
-        """The layer at inference (running statistics, no dropout) on inp, into
-        arrays of this call: safe when several threads predict at once."""
-        A = np.empty((inp.shape[0], self.n_out), inp.dtype)
-        if self.kind == "dense":
-            dense_forward(inp, self.W, self.b, self.act, A, A, self.alpha)
-        elif self.kind == "maxout":
-            P = np.matmul(inp, self.W)
-            P += self.b
-            maxout_forward(P, A, self.pieces)
-        elif self.kind == "prelu":
-            prelu_forward(inp, self.slope, A)
-        else:
-            Z = np.empty_like(A)
-            batchnorm_inference(inp, self.gamma, self.beta, self.running_mean,
-                                self.running_var, Z, self.eps)
+            if training:
+                batchnorm_forward(inp, self.gamma, self.beta, Z, self.mean, self.var, self.eps)
+            else:
+                batchnorm_inference(inp, self.gamma, self.beta, self.running_mean,
+                                    self.running_var, Z, self.eps)
             _FORWARD[self.act](Z, self.alpha, A)
         return A
 
