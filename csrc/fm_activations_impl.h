@@ -270,10 +270,7 @@ FM_INLINE FM_T FM_FN(brelu_grad)(FM_T z, FM_T a, FM_T alpha)
 
 /* ---- activation loops ---------------------------------------------------- */
 
-/* For a bipolar activation, unit c of a row uses s f(s z) with s = +1 for even c
- * and -1 for odd c; its derivative is then f'(s z), which the _grad functions
- * get as (s z, s a). */
-#define FM_SIGN_OF_COLUMN(c) ((c) & 1 ? (FM_T)-1 : (FM_T)1)
+/* Bipolar activations use FM_SIGN_OF_COLUMN (fm_kernels.h). */
 
 /* z[r, :] += b;  a[r, :] = f(z[r, :]).  a may be z (pre-activation not kept). */
 static FM_HOT void FM_FN(bias_activation)(int act, FM_T alpha, FM_T *z, FM_T *a,
@@ -358,7 +355,6 @@ static FM_HOT void FM_FN(activation_backward)(int act, FM_T alpha, const FM_T *z
     }
 }
 
-#undef FM_SIGN_OF_COLUMN
 
 /* db[c] = sum_r dz[r, c] for c in [c0, c1); dz has `cols` columns. */
 static FM_HOT void FM_FN(column_sums)(const FM_T *dz, FM_T *db, ptrdiff_t rows, ptrdiff_t cols,

@@ -35,6 +35,12 @@
 #define FM_PRAGMA(x) _Pragma(#x)
 #define FM_SIMD_SUM(var) FM_PRAGMA(omp simd reduction(+:var))
 
+/* For a bipolar activation, unit (column) c of a row uses s f(s z) with s = +1
+ * for even c and -1 for odd c; its derivative is then f'(s z), which the _grad
+ * functions get as (s z, s a).  FM_T is the floating type of the instantiation
+ * that expands it. */
+#define FM_SIGN_OF_COLUMN(c) ((c) & 1 ? (FM_T)-1 : (FM_T)1)
+
 /* A barrier of the enclosing OpenMP parallel region, called by every thread of
  * its team (an orphaned directive; nothing in a build without OpenMP). */
 static inline void fm_barrier(void) { FM_PRAGMA(omp barrier) }

@@ -95,8 +95,6 @@ static FM_HOT void FM_FN(bn_apply)(int act, FM_T alpha, const FM_T *x, const FM_
                                    const FM_T *scale, const FM_T *shift, FM_T *z, FM_T *a,
                                    ptrdiff_t rows, ptrdiff_t cols)
 {
-/* bipolar activations: unit c uses s f(s v), s = +1 for even c, -1 for odd c */
-#define FM_SIGN_OF_COLUMN(c) ((c) & 1 ? (FM_T)-1 : (FM_T)1)
     switch (act) {
 #define FM_X(code, name, bipolar, default_alpha)                            \
     case code:                                                             \
@@ -120,7 +118,6 @@ static FM_HOT void FM_FN(bn_apply)(int act, FM_T alpha, const FM_T *x, const FM_
     default: break;
     }
 }
-#undef FM_SIGN_OF_COLUMN
 
 /* Per-feature sums of a block for the backward pass (in double):
  *   sum_dy[c] = sum_r dy,  sum_dyx[c] = sum_r dy xhat,  xhat = (x - center_c) inv_std_c */

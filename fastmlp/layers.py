@@ -15,7 +15,8 @@ import math
 from . import activations as _activations
 from . import initializers as _initializers
 
-__all__ = ["Layer", "Dense", "Dropout", "BatchNorm", "PReLU", "Maxout", "LAYERS", "layer_config", "layer_from_config"]
+__all__ = ["Layer", "Dense", "Dropout", "BatchNorm", "PReLU", "Maxout", "LAYERS", "layer_config",
+           "layer_from_config"]
 
 #: layer classes by class name (every Layer subclass adds itself)
 LAYERS = {}
@@ -34,7 +35,13 @@ class Layer:
 
     @classmethod
     def from_config(cls, config):
-        """The layer from get_config()'s output (invalid values raise ValueError)."""
+        """The layer from get_config()'s output (invalid values raise ValueError);
+        an activation or initializer described as a dict becomes its object."""
+        config = dict(config)
+        if isinstance(config.get("activation"), dict):
+            config["activation"] = activation_from_config(config["activation"])
+        if isinstance(config.get("init"), dict):
+            config["init"] = _init_from_config(config["init"])
         return cls(**config)
 
 
@@ -83,13 +90,11 @@ def _init_config(init):
 
 
 def _init_from_config(config):
-    """The Initializer of _init_config()'s output (checked by its factory)."""
-    if isinstance(config, dict):
-        if set(config) != {"name", "params"} or not isinstance(config["params"], dict):
-            raise ValueError(f"bad initializer configuration {str(config)[:100]}")
-        return _initializers.get(
-            _initializers.Initializer(str(config["name"]), tuple(config["params"].items())))
-    return config
+    """The Initializer of _init_config()'s {"name", "params"} dict (checked by its factory)."""
+    if set(config) != {"name", "params"} or not isinstance(config["params"], dict):
+        raise ValueError(f"bad initializer configuration {str(config)[:100]}")
+    return _initializers.get(
+        _initializers.Initializer(str(config["name"]), tuple(config["params"].items())))
 
 
 class Dense(Layer):
@@ -125,15 +130,6 @@ class Dense(Layer):
     def get_config(self):
         return {"units": self.units, "activation": activation_config(self.activation),
                 "init": _init_config(self.init)}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("activation"), dict):
-            config["activation"] = activation_from_config(config["activation"])
-        if "init" in config:
-            config["init"] = _init_from_config(config["init"])
-        return cls(**config)
 
     def __repr__(self):
         return f"Dense({self.units}, activation={self.activation!r})"
@@ -213,13 +209,6 @@ class Maxout(Layer):
     def get_config(self):
         return {"units": self.units, "pieces": self.pieces, "init": _init_config(self.init)}
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if "init" in config:
-            config["init"] = _init_from_config(config["init"])
-        return cls(**config)
-
     def __repr__(self):
         return f"Maxout({self.units}, pieces={self.pieces})"
 
@@ -280,13 +269,6 @@ class BatchNorm(Layer):
     def get_config(self):
         return {"momentum": self.momentum, "eps": self.eps,
                 "activation": activation_config(self.activation)}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("activation"), dict):
-            config["activation"] = activation_from_config(config["activation"])
-        return cls(**config)
 
     def __repr__(self):
         args = [f"{name}={value:g}" for name, value, default in
