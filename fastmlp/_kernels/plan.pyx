@@ -1390,7 +1390,7 @@ cdef class Plan:
         # and with the BLAS set up once: a tiny net's step is ~20 us, so per-batch
         # Python and BLAS calls would show; larger nets check signals every batch.
         cdef int nt_full = self._threads(min(batch_size, n))
-        cdef int nt_last = self._threads(n - (n_batches - 1) * batch_size)
+        cdef int nt_last = self._threads(n - (n_batches - 1) * batch_size), nt
         cdef Py_ssize_t group = max(1, <Py_ssize_t>(SIGNAL_WORK
                                                     / (self._macs_per_row() * min(batch_size, n))))
         cdef Py_ssize_t stop
@@ -1408,13 +1408,12 @@ cdef class Plan:
                         bt.rows = min(batch_size, n - start)
                         if lr_in != NULL:
                             self.s.lr = lr_in[i]
+                        nt = nt_last if i == n_batches - 1 else nt_full
                         if self.is_double:
-                            loss_out[i] = _step(&self.s, &bt, True, True,
-                                                nt_last if i == n_batches - 1 else nt_full,
+                            loss_out[i] = _step(&self.s, &bt, True, True, nt,
                                                 <const double *>NULL)
                         else:
-                            loss_out[i] = _step(&self.s, &bt, True, True,
-                                                nt_last if i == n_batches - 1 else nt_full,
+                            loss_out[i] = _step(&self.s, &bt, True, True, nt,
                                                 <const float *>NULL)
                         i += 1
                         if self.s.status != STATUS_OK:
