@@ -94,6 +94,30 @@ def test_a_c_contiguous_float32_input_is_not_copied():
 
 # ---- dtypes at the edges ----------------------------------------------------------------
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_threaded_finiteness_check_sees_every_element(threads, dtype):
+    # all_finite splits a large array's flat index between the threads: a NaN or an
+    # infinity anywhere - the first element, either side of the split, the last -
+    # must be found.  1000 x 1000 is well above the size at which 2 threads start.
+    from fastmlp._kernels.checks import all_finite
+    X = np.ones((1000, 1000), dtype)
+    n = X.size
+    with fm.threads(threads):
+        assert all_finite(X)
+        for index in (0, n // 2 - 1, n // 2, n // 2 + 1, n - 1):
+            for bad in (np.nan, np.inf, -np.inf):
+                X.flat[index] = bad
+                assert not all_finite(X), (index, bad)
+                X.flat[index] = 1.0
+        assert all_finite(X)
+        assert all_finite(X[:0]) and all_finite(np.ones((1, 1), dtype))
+        assert not all_finite(np.full((1, 1), np.nan, dtype))
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            X[999, 999] = np.nan
+            tiny_model(n_in=1000).fit(X, np.zeros(1000, int), epochs=1, verbose=0)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", ["float16", "longdouble"])
 def test_float16_and_longdouble_inputs_and_labels(backend, dtype):
