@@ -25,6 +25,10 @@ def all_finite(const floating[:, ::1] X):
     cdef int nt = min(threads_for(<double>n, ELEMENTWISE_GRAIN), MAX_PARTS), tid
     cdef bint ok = True
     cdef bint parts[MAX_PARTS]
+    if nt == 1:  # no parallel region: it would add ~0.4 us to a one-row predict
+        with nogil:
+            ok = block_finite(x, 1, 0, 0, n)
+        return ok
     with nogil, parallel(num_threads=nt):
         tid = threadid()
         lo = chunk_lo(n, tid, nt)
