@@ -4,8 +4,10 @@ A kernel runs on a representative shape of its size (_workloads.SIZES):
 the dense and activation kernels on the first hidden layer (batch x n_in ->
 batch x hidden), batch norm, PReLU and maxout (2 pieces per unit) on that
 layer's output (batch x hidden), the loss on the logits (batch x n_classes),
-the optimizer updates on the whole model's flat parameter buffer.  dense_backward computes
-dX too (every layer but the first does).  After timing, each result is
+the optimizer updates on the whole model's flat parameter buffer, dropout and
+batch-norm inference on the hidden layer's output, max-norm on its W, the
+output transforms of predict on a predict batch's logits, the input check on an
+epoch's data.  dense_backward computes dX too (every layer but the first does).  After timing, each result is
 checked against a float64 NumPy oracle on fresh inputs.
 """
 import functools
@@ -15,8 +17,8 @@ import pytest
 
 from _workloads import (ACTIVATION_ORACLES, BACKENDS, DTYPE, LOSS_PARAMS, SIZE_NAMES, SIZES,
                         adagrad_oracle, adam_oracle, adamw_oracle, assert_close, loss_inputs,
-                        loss_oracle, make_layer, nadam_oracle, rmsprop_oracle, sgd_oracle,
-                        softmax_cross_entropy_oracle)
+                        loss_oracle, make_data, make_layer, nadam_oracle, rmsprop_oracle,
+                        sgd_oracle, softmax_cross_entropy_oracle)
 from fastmlp._backend import kernels
 
 ACTIVATIONS = kernels("numpy").ACTIVATIONS
@@ -440,3 +442,114 @@ def test_maxout_backward(benchmark, backend, size):
     P = Z.reshape(rows, MAXOUT_PIECES, units)   # piece-major
     first_max = np.arange(MAXOUT_PIECES)[:, None] == P.argmax(axis=1)[:, None, :]
     np.testing.assert_array_equal(dZ.reshape(P.shape), np.where(first_max, dA[:, None, :], 0))
+
+
+# ---- dropout, max-norm, inference-time kernels, input check -------------------
+
+@parametrize_size
+@parametrize_backend
+def test_dropout(benchmark, backend, size):
+    size = SIZES[size]
+    k = kernels(backend)
+    X = _hidden(size, 9)
+    rows, cols = X.shape
+    out = np.empty_like(X)
+    _label(benchmark, "dropout", size, f"({rows}x{cols}, p=0.5)", backend, samples=rows)
+
+    benchmark(k.dropout, X, out, 0.5, 7, 1, 3)
+
+    # the mask is keyed by (seed, layer, step, row, unit): the twin's is the oracle
+    ref = np.empty_like(X)
+    kernels("numpy").dropout(X, ref, 0.5, 7, 1, 3)
+    np.testing.assert_array_equal(out, ref)
+    kept = out != 0
+    np.testing.assert_allclose(out[kept], 2.0 * X[kept], rtol=1e-6)
+    assert 0.4 < kept.mean() < 0.6
+
+
+@parametrize_size
+@parametrize_backend
+def test_max_norm_constraint(benchmark, backend, size):
+    size = SIZES[size]
+    k = kernels(backend)
+    _, n_in, n_out = size.kernel_layer
+    _, W0, _ = make_layer(1, n_in, n_out, seed=10)
+    W0 *= np.linspace(0.5, 2.0, n_out, dtype=DTYPE)   # columns of norm ~0.5 to ~2
+    max_norm = 1.0
+    W = W0.copy()
+    _label(benchmark, "max_norm_constraint", size, f"({n_in}x{n_out})", backend)
+
+    # each round on a fresh copy: a constrained W has nothing left to scale
+    benchmark.pedantic(k.max_norm_constraint, setup=lambda: ((W0.copy(), max_norm), {}),
+                       rounds=50, warmup_rounds=2)
+
+    k.max_norm_constraint(W, max_norm)
+    norms = np.linalg.norm(W0.astype(np.float64), axis=0)
+    ref = W0 * np.minimum(1.0, max_norm / norms)
+    assert_close(W, ref, rtol=1e-5)
+
+
+@parametrize_size
+@parametrize_backend
+def test_batchnorm_inference(benchmark, backend, size):
+    size = SIZES[size]
+    k = kernels(backend)
+    X = _hidden(size, 11, scale=2.0, shift=0.5)
+    rows, cols = X.shape
+    gamma, beta = np.full(cols, 1.5, DTYPE), np.full(cols, 0.1, DTYPE)
+    mean, var = np.full(cols, 0.4, DTYPE), np.full(cols, 3.0, DTYPE)
+    Y = np.empty_like(X)
+    _label(benchmark, "batchnorm_inference", size, f"({rows}x{cols})", backend, samples=rows)
+
+    benchmark(k.batchnorm_inference, X, gamma, beta, mean, var, Y)
+
+    ref = 1.5 * (X.astype(np.float64) - 0.4) / np.sqrt(3.0 + 1e-5) + 0.1
+    assert_close(Y, ref, rtol=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["softmax_cross_entropy", "binary_cross_entropy", "poisson"])
+@parametrize_size
+@parametrize_backend
+def test_loss_output(benchmark, backend, size, loss):
+    """What predict() makes of the last layer: softmax, sigmoid, e^Z."""
+    size = SIZES[size]
+    k = kernels(backend)
+    rows, n_classes = size.predict_samples, size.n_classes
+    Z = (3.0 * np.random.default_rng(12).standard_normal((rows, n_classes))).astype(DTYPE)
+    out = np.empty_like(Z)
+    _label(benchmark, "loss_output", size, f"({rows}x{n_classes}, {loss})", backend,
+           samples=rows)
+
+    benchmark(k.loss_output, Z, k.loss_code(loss), out)
+
+    z = Z.astype(np.float64)
+    if loss == "softmax_cross_entropy":
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        ref = e / e.sum(axis=1, keepdims=True)
+    elif loss == "binary_cross_entropy":
+        ref = 1.0 / (1.0 + np.exp(-z))
+    else:
+        ref = np.exp(z)
+    assert_close(out, ref, rtol=1e-5)
+
+
+def _numpy_all_finite(X):
+    return bool(np.isfinite(X).all())
+
+
+@parametrize_size
+@parametrize_backend
+def test_input_check(benchmark, backend, size):
+    """The NaN/inf check every entry point runs on its input (fit: on the whole
+    data set), native vs NumPy's isfinite(X).all()."""
+    from fastmlp._kernels.checks import all_finite
+    size = SIZES[size]
+    check = all_finite if backend == "native" else _numpy_all_finite
+    X = make_data(size, size.epoch_samples, seed=13)[0]
+    rows, cols = X.shape
+    _label(benchmark, "input_check", size, f"({rows}x{cols})", backend, samples=rows)
+
+    assert benchmark(check, X) is True
+
+    X[rows // 2, cols // 2] = np.nan
+    assert check(X) is False
