@@ -16,7 +16,7 @@ cdef enum:
 def all_finite(const floating[:, ::1] X):
     """True when no entry of X is NaN or +-inf.  Large arrays are checked by the
     library's threads, each on a contiguous share (fit checks its whole data set
-    once per call: on 2 cores this halves a pass that costs ~4% of an MNIST-sized
+    once per call: on 2 cores this halves a pass that cost ~5% of an MNIST-sized
     epoch)."""
     cdef Py_ssize_t n = X.shape[0] * X.shape[1], lo
     if n == 0:
