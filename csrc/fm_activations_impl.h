@@ -270,7 +270,7 @@ FM_INLINE FM_T FM_FN(brelu_grad)(FM_T z, FM_T a, FM_T alpha)
 
 /* ---- activation loops ---------------------------------------------------- */
 
-/* Bipolar activations use FM_SIGN_OF_COLUMN (fm_kernels.h). */
+/* Bipolar activations go through FM_ACTIVATE and FM_SIGN_OF_COLUMN (fm_kernels.h). */
 
 /* z[r, :] += b;  a[r, :] = f(z[r, :]).  a may be z (pre-activation not kept). */
 static FM_HOT void FM_FN(bias_activation)(int act, FM_T alpha, FM_T *z, FM_T *a,
@@ -284,12 +284,7 @@ static FM_HOT void FM_FN(bias_activation)(int act, FM_T alpha, FM_T *z, FM_T *a,
             for (ptrdiff_t c = 0; c < cols; c++) {                      \
                 FM_T v = zr[c] + b[c];                                  \
                 zr[c] = v;                                              \
-                if (bipolar) {                                          \
-                    FM_T s = FM_SIGN_OF_COLUMN(c);                      \
-                    ar[c] = s * FM_FN(name)(s * v, alpha);              \
-                } else {                                                \
-                    ar[c] = FM_FN(name)(v, alpha);                      \
-                }                                                       \
+                ar[c] = FM_ACTIVATE(name, bipolar, v, c, alpha);        \
             }                                                           \
         }                                                               \
         break;
@@ -311,10 +306,8 @@ static FM_HOT void FM_FN(activation_forward)(int act, FM_T alpha, const FM_T *z,
             for (ptrdiff_t r = 0; r < rows; r++) {                      \
                 const FM_T *zr = z + r * cols;                          \
                 FM_T *ar = a + r * cols;                                \
-                for (ptrdiff_t c = 0; c < cols; c++) {                  \
-                    FM_T s = FM_SIGN_OF_COLUMN(c);                      \
-                    ar[c] = s * FM_FN(name)(s * zr[c], alpha);          \
-                }                                                       \
+                for (ptrdiff_t c = 0; c < cols; c++)                    \
+                    ar[c] = FM_ACTIVATE(name, 1, zr[c], c, alpha);      \
             }                                                           \
         } else {                                                        \
             for (ptrdiff_t i = 0; i < n; i++) a[i] = FM_FN(name)(z[i], alpha); \

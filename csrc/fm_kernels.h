@@ -40,6 +40,11 @@
  * functions get as (s z, s a).  FM_T is the floating type of the instantiation
  * that expands it. */
 #define FM_SIGN_OF_COLUMN(c) ((c) & 1 ? (FM_T)-1 : (FM_T)1)
+/* The activation `name` of unit (column) c at value v: s f(s v) when bipolar.
+ * `bipolar` is a literal in every FM_ACTIVATIONS expansion, so the test folds. */
+#define FM_ACTIVATE(name, bipolar, v, c, alpha)                                   \
+    ((bipolar) ? FM_SIGN_OF_COLUMN(c) * FM_FN(name)(FM_SIGN_OF_COLUMN(c) * (v), (alpha)) \
+               : FM_FN(name)((v), (alpha)))
 
 /* A barrier of the enclosing OpenMP parallel region, called by every thread of
  * its team (an orphaned directive; nothing in a build without OpenMP). */

@@ -104,12 +104,7 @@ static FM_HOT void FM_FN(bn_apply)(int act, FM_T alpha, const FM_T *x, const FM_
             for (ptrdiff_t c = 0; c < cols; c++) {                         \
                 FM_T v = (xr[c] - center[c]) * scale[c] + shift[c];        \
                 zr[c] = v;                                                 \
-                if (bipolar) {                                             \
-                    FM_T s = FM_SIGN_OF_COLUMN(c);                         \
-                    ar[c] = s * FM_FN(name)(s * v, alpha);                 \
-                } else {                                                   \
-                    ar[c] = FM_FN(name)(v, alpha);                         \
-                }                                                          \
+                ar[c] = FM_ACTIVATE(name, bipolar, v, c, alpha);           \
             }                                                              \
         }                                                                  \
         break;
