@@ -5,10 +5,12 @@
  * call per thread on its block of rows or columns (see fastmlp/_kernels/plan.pyx).
  * The BLAS must then not start threads of its own: an OpenBLAS pool spinning
  * next to OpenMP's on the same cores makes a step 10-30x slower (OpenBLAS
- * issue #3187).  The BLAS behind scipy.linalg.cython_blas is located from the
- * address of its sgemm (dladdr) and its OpenBLAS thread-count setters are
- * looked up in that same library, so another BLAS loaded in the process
- * (NumPy's own OpenBLAS, MKL from torch, ...) is left alone.
+ * issue #3187).  The BLAS the kernels call (scipy-openblas32's OpenBLAS, or
+ * the one behind scipy.linalg.cython_blas; see fastmlp/_kernels/_blas_lib.py)
+ * is located from the address of its sgemm (dladdr) and its OpenBLAS
+ * thread-count setters are looked up in that same library, so another BLAS
+ * loaded in the process (NumPy's own OpenBLAS, MKL from torch, ...) is left
+ * alone.
  */
 #ifndef FASTMLP_BLAS_THREADS_H
 #define FASTMLP_BLAS_THREADS_H
@@ -59,6 +61,18 @@ static int fm_blas_threads_init(void *blas_symbol)
     (void)blas_symbol;
 #endif
     return 0;
+}
+
+/* File name of the shared library that holds `blas_symbol`, or NULL. */
+static const char *fm_blas_library_of(void *blas_symbol)
+{
+#ifdef FM_HAVE_DLADDR
+    Dl_info info;
+    if (blas_symbol && dladdr(blas_symbol, &info)) return info.dli_fname;
+#else
+    (void)blas_symbol;
+#endif
+    return NULL;
 }
 
 /* Native calls may overlap (several Python threads predicting at once), so the

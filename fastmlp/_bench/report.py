@@ -35,6 +35,16 @@ def _versions():
     return found
 
 
+def _blas_line():
+    """Which BLAS library the native kernels call (fastmlp/_kernels/_blas_lib.py)."""
+    from fastmlp._kernels import _runtime
+    info = _runtime.blas_library()
+    if info["private"]:
+        from importlib import metadata
+        return f"scipy-openblas32 {metadata.version('scipy-openblas32')} (private)"
+    return f"SciPy's ({os.path.basename(info['path'] or '?')})"
+
+
 def machine_lines():
     """Markdown bullet lines describing the machine, the libraries and the load."""
     lines = [f"- machine: {_cpu_model()}, {os.cpu_count()} CPUs, {platform.system()} "
@@ -42,7 +52,8 @@ def machine_lines():
              f"- python {platform.python_version()}, numpy {np.__version__}, "
              f"scipy {scipy.__version__}, fastmlp {fm.__version__}, " + ", ".join(_versions()),
              f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
-             f"- fastmlp threads: {fm.get_num_threads()}"]
+             f"- fastmlp threads: {fm.get_num_threads()}",
+             f"- fastmlp BLAS: {_blas_line()}"]
     if hasattr(os, "getloadavg"):
         lines.append("- load average at start: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     try:

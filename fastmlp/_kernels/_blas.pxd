@@ -1,8 +1,9 @@
 # cython: language_level=3
-"""Row-major GEMM through scipy.linalg.cython_blas (the BLAS SciPy links, the
-route scikit-learn uses too)."""
+"""Row-major GEMM through the BLAS _runtime selected (scipy-openblas32's
+OpenBLAS, or the one behind scipy.linalg.cython_blas; see _blas_lib.py)."""
 from cython cimport floating
-from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
+from fastmlp._kernels._runtime cimport (blas_sgemm as sgemm, blas_dgemm as dgemm,
+                                        blas_sgemv as sgemv, blas_dgemv as dgemv)
 
 
 cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,

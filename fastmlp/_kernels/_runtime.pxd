@@ -11,3 +11,26 @@ cdef enum:
 cdef int threads_for(double work, double grain) noexcept nogil
 cdef void blas_enter() noexcept nogil
 cdef void blas_leave() noexcept nogil
+
+# The BLAS the kernels call (scipy-openblas32's OpenBLAS or SciPy's; see
+# _blas_lib.py), with the Fortran interface of scipy.linalg.cython_blas.
+ctypedef void sgemm_t(char *transa, char *transb, int *m, int *n, int *k, float *alpha,
+                      float *a, int *lda, float *b, int *ldb, float *beta, float *c,
+                      int *ldc) noexcept nogil
+ctypedef void dgemm_t(char *transa, char *transb, int *m, int *n, int *k, double *alpha,
+                      double *a, int *lda, double *b, int *ldb, double *beta, double *c,
+                      int *ldc) noexcept nogil
+ctypedef void sgemv_t(char *trans, int *m, int *n, float *alpha, float *a, int *lda, float *x,
+                      int *incx, float *beta, float *y, int *incy) noexcept nogil
+ctypedef void dgemv_t(char *trans, int *m, int *n, double *alpha, double *a, int *lda,
+                      double *x, int *incx, double *beta, double *y, int *incy) noexcept nogil
+cdef void blas_sgemm(char *transa, char *transb, int *m, int *n, int *k, float *alpha,
+                     float *a, int *lda, float *b, int *ldb, float *beta, float *c,
+                     int *ldc) noexcept nogil
+cdef void blas_dgemm(char *transa, char *transb, int *m, int *n, int *k, double *alpha,
+                     double *a, int *lda, double *b, int *ldb, double *beta, double *c,
+                     int *ldc) noexcept nogil
+cdef void blas_sgemv(char *trans, int *m, int *n, float *alpha, float *a, int *lda, float *x,
+                     int *incx, float *beta, float *y, int *incy) noexcept nogil
+cdef void blas_dgemv(char *trans, int *m, int *n, double *alpha, double *a, int *lda,
+                     double *x, int *incx, double *beta, double *y, int *incy) noexcept nogil

@@ -8,12 +8,17 @@ the weight gradient, so no reduction is needed), calls a single-threaded GEMM
 per block and applies the fused epilogue to the block while it is in cache.
 Only one thread pool is ever busy, so neither can starve the other.
 """
-from scipy.linalg.cython_blas cimport sgemm
+from libc.stdint cimport uintptr_t
+from scipy.linalg.cython_blas cimport (sgemm as scipy_sgemm, dgemm as scipy_dgemm,
+                                       sgemv as scipy_sgemv, dgemv as scipy_dgemv)
+
+from fastmlp._kernels._blas_lib import open_private_openblas
 
 cdef extern from "fm_blas_threads.h" nogil:
     int fm_blas_threads_init(void *blas_symbol)
     void fm_blas_enter_single()
     void fm_blas_leave_single()
+    const char *fm_blas_library_of(void *blas_symbol)
 
 cdef extern from *:
     """
@@ -31,7 +36,42 @@ cdef extern from *:
 
 
 cdef int _num_threads = fm_openmp_max_threads() if fm_openmp_max_threads() > 0 else 1
-cdef bint _blas_controlled = fm_blas_threads_init(<void *>sgemm)
+
+# The BLAS every kernel calls (see _blas_lib.py): scipy-openblas32's OpenBLAS,
+# or the one behind scipy.linalg.cython_blas.
+cdef sgemm_t *_sgemm = scipy_sgemm
+cdef dgemm_t *_dgemm = scipy_dgemm
+cdef sgemv_t *_sgemv = scipy_sgemv
+cdef dgemv_t *_dgemv = scipy_dgemv
+_private = open_private_openblas()
+if _private is not None:
+    _sgemm = <sgemm_t *><uintptr_t>_private[1][0]
+    _dgemm = <dgemm_t *><uintptr_t>_private[1][1]
+    _sgemv = <sgemv_t *><uintptr_t>_private[1][2]
+    _dgemv = <dgemv_t *><uintptr_t>_private[1][3]
+cdef bint _blas_controlled = fm_blas_threads_init(<void *>_sgemm)
+
+
+cdef void blas_sgemm(char *transa, char *transb, int *m, int *n, int *k, float *alpha,
+                     float *a, int *lda, float *b, int *ldb, float *beta, float *c,
+                     int *ldc) noexcept nogil:
+    _sgemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+
+cdef void blas_dgemm(char *transa, char *transb, int *m, int *n, int *k, double *alpha,
+                     double *a, int *lda, double *b, int *ldb, double *beta, double *c,
+                     int *ldc) noexcept nogil:
+    _dgemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+
+cdef void blas_sgemv(char *trans, int *m, int *n, float *alpha, float *a, int *lda, float *x,
+                     int *incx, float *beta, float *y, int *incy) noexcept nogil:
+    _sgemv(trans, m, n, alpha, a, lda, x, incx, beta, y, incy)
+
+
+cdef void blas_dgemv(char *trans, int *m, int *n, double *alpha, double *a, int *lda,
+                     double *x, int *incx, double *beta, double *y, int *incy) noexcept nogil:
+    _dgemv(trans, m, n, alpha, a, lda, x, incx, beta, y, incy)
 
 
 cdef int num_threads() noexcept nogil:
@@ -82,3 +122,10 @@ def blas_thread_control():
     """True when the BLAS's thread pool could be located and is kept single-threaded
     inside native calls."""
     return bool(_blas_controlled)
+
+
+def blas_library():
+    """{"path": file of the BLAS library the kernels call, "private": whether it
+    is scipy-openblas32's, opened by fastmlp (else SciPy's)}."""
+    cdef const char *path = fm_blas_library_of(<void *>_sgemm)
+    return {"path": path.decode() if path != NULL else None, "private": _private is not None}
