@@ -3,10 +3,9 @@
 By default: the OpenBLAS of the ``scipy-openblas32`` package (a dependency of
 fastmlp; the OpenBLAS build that NumPy and SciPy vendor into their wheels,
 published on PyPI with every OpenBLAS release).  SciPy's wheels carry the
-OpenBLAS release of their build, which can be several releases older; on the
-side-by-side benchmark's products, OpenBLAS 0.3.34 from this package ran the
-mnist train step 6% and the wide one 5% faster than SciPy 1.17's bundled
-0.3.30 (README, "Benchmarks").
+OpenBLAS release of their build, which can be several releases older, and
+newer releases have run the benchmark's train steps faster
+(``python bench/blas_routes.py``; README, "Benchmarks").
 
 The library is opened privately (RTLD_LOCAL) and the package is not imported:
 importing it would load the library into the process's global namespace,
