@@ -1,6 +1,7 @@
 """The matrix products of one train step through two GEMM engines: NumPy's
-OpenBLAS (the "GEMMs only" line of compare.py, and the BLAS family fastmlp
-calls through SciPy) and PyTorch's (MKL in the x86 wheels), on 1 and 2 threads.
+OpenBLAS (the "GEMMs only" line of compare.py; fastmlp calls a release of the
+same library, see fastmlp/_kernels/_blas_lib.py) and PyTorch's (MKL in the x86
+wheels), on 1 and 2 threads.
 
     python bench/gemm_engines.py [--sizes mnist,wide] [--repeats 7]
 
