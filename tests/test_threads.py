@@ -33,7 +33,7 @@ def restore_threads():
 # ---- the knob --------------------------------------------------------------------
 
 def test_runtime_facts_of_this_build():
-    assert _runtime.blas_thread_control() is True  # scipy's OpenBLAS was found
+    assert _runtime.blas_thread_control() is True  # the BLAS in use: its thread setters found
     assert isinstance(_runtime.openmp_enabled(), bool)
     assert _runtime.default_threads() >= 1
     assert fm.get_num_threads() >= 1

@@ -2,8 +2,7 @@
 """Row-major GEMM through the BLAS _runtime selected (scipy-openblas32's
 OpenBLAS, or the one behind scipy.linalg.cython_blas; see _blas_lib.py)."""
 from cython cimport floating
-from fastmlp._kernels._runtime cimport (blas_sgemm as sgemm, blas_dgemm as dgemm,
-                                        blas_sgemv as sgemv, blas_dgemv as dgemv)
+from fastmlp._kernels._runtime cimport blas_sgemm, blas_dgemm, blas_sgemv, blas_dgemv
 
 
 cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
@@ -34,17 +33,23 @@ cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating 
         if trans_b:   # B (n, k) row-major is a column-major (k, n) matrix: y = B x
             ta = b'T'
             if floating is float:
-                sgemv(&ta, &k, &n, &alpha, <float *>b, &ldb, <float *>a, &incx, &beta, c, &one)
+                blas_sgemv()(&ta, &k, &n, &alpha, <float *>b, &ldb, <float *>a, &incx, &beta,
+                             c, &one)
             else:
-                dgemv(&ta, &k, &n, &alpha, <double *>b, &ldb, <double *>a, &incx, &beta, c, &one)
+                blas_dgemv()(&ta, &k, &n, &alpha, <double *>b, &ldb, <double *>a, &incx, &beta,
+                             c, &one)
         else:         # B (k, n) row-major is a column-major (n, k) matrix: y = B^T x
             ta = b'N'
             if floating is float:
-                sgemv(&ta, &n, &k, &alpha, <float *>b, &ldb, <float *>a, &incx, &beta, c, &one)
+                blas_sgemv()(&ta, &n, &k, &alpha, <float *>b, &ldb, <float *>a, &incx, &beta,
+                             c, &one)
             else:
-                dgemv(&ta, &n, &k, &alpha, <double *>b, &ldb, <double *>a, &incx, &beta, c, &one)
+                blas_dgemv()(&ta, &n, &k, &alpha, <double *>b, &ldb, <double *>a, &incx, &beta,
+                             c, &one)
         return
     if floating is float:
-        sgemm(&ta, &tb, &n, &m, &k, &alpha, <float *>b, &ldb, <float *>a, &lda, &beta, c, &ldc)
+        blas_sgemm()(&ta, &tb, &n, &m, &k, &alpha, <float *>b, &ldb, <float *>a, &lda, &beta, c,
+                     &ldc)
     else:
-        dgemm(&ta, &tb, &n, &m, &k, &alpha, <double *>b, &ldb, <double *>a, &lda, &beta, c, &ldc)
+        blas_dgemm()(&ta, &tb, &n, &m, &k, &alpha, <double *>b, &ldb, <double *>a, &lda, &beta,
+                     c, &ldc)

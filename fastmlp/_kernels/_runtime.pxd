@@ -24,13 +24,8 @@ ctypedef void sgemv_t(char *trans, int *m, int *n, float *alpha, float *a, int *
                       int *incx, float *beta, float *y, int *incy) noexcept nogil
 ctypedef void dgemv_t(char *trans, int *m, int *n, double *alpha, double *a, int *lda,
                       double *x, int *incx, double *beta, double *y, int *incy) noexcept nogil
-cdef void blas_sgemm(char *transa, char *transb, int *m, int *n, int *k, float *alpha,
-                     float *a, int *lda, float *b, int *ldb, float *beta, float *c,
-                     int *ldc) noexcept nogil
-cdef void blas_dgemm(char *transa, char *transb, int *m, int *n, int *k, double *alpha,
-                     double *a, int *lda, double *b, int *ldb, double *beta, double *c,
-                     int *ldc) noexcept nogil
-cdef void blas_sgemv(char *trans, int *m, int *n, float *alpha, float *a, int *lda, float *x,
-                     int *incx, float *beta, float *y, int *incy) noexcept nogil
-cdef void blas_dgemv(char *trans, int *m, int *n, double *alpha, double *a, int *lda,
-                     double *x, int *incx, double *beta, double *y, int *incy) noexcept nogil
+# the BLAS function each kernel call goes to
+cdef sgemm_t *blas_sgemm() noexcept nogil
+cdef dgemm_t *blas_dgemm() noexcept nogil
+cdef sgemv_t *blas_sgemv() noexcept nogil
+cdef dgemv_t *blas_dgemv() noexcept nogil

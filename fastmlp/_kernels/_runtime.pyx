@@ -52,26 +52,20 @@ if _private is not None:
 cdef bint _blas_controlled = fm_blas_threads_init(<void *>_sgemm)
 
 
-cdef void blas_sgemm(char *transa, char *transb, int *m, int *n, int *k, float *alpha,
-                     float *a, int *lda, float *b, int *ldb, float *beta, float *c,
-                     int *ldc) noexcept nogil:
-    _sgemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+cdef sgemm_t *blas_sgemm() noexcept nogil:
+    return _sgemm
 
 
-cdef void blas_dgemm(char *transa, char *transb, int *m, int *n, int *k, double *alpha,
-                     double *a, int *lda, double *b, int *ldb, double *beta, double *c,
-                     int *ldc) noexcept nogil:
-    _dgemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+cdef dgemm_t *blas_dgemm() noexcept nogil:
+    return _dgemm
 
 
-cdef void blas_sgemv(char *trans, int *m, int *n, float *alpha, float *a, int *lda, float *x,
-                     int *incx, float *beta, float *y, int *incy) noexcept nogil:
-    _sgemv(trans, m, n, alpha, a, lda, x, incx, beta, y, incy)
+cdef sgemv_t *blas_sgemv() noexcept nogil:
+    return _sgemv
 
 
-cdef void blas_dgemv(char *trans, int *m, int *n, double *alpha, double *a, int *lda,
-                     double *x, int *incx, double *beta, double *y, int *incy) noexcept nogil:
-    _dgemv(trans, m, n, alpha, a, lda, x, incx, beta, y, incy)
+cdef dgemv_t *blas_dgemv() noexcept nogil:
+    return _dgemv
 
 
 cdef int num_threads() noexcept nogil:
