@@ -122,4 +122,5 @@ def blas_library():
     """{"path": file of the BLAS library the kernels call, "private": whether it
     is scipy-openblas32's, opened by fastmlp (else SciPy's)}."""
     cdef const char *path = fm_blas_library_of(<void *>_sgemm)
-    return {"path": path.decode() if path != NULL else None, "private": _private is not None}
+    return {"path": path.decode(errors="surrogateescape") if path != NULL else None,
+            "private": _private is not None}
