@@ -24,6 +24,8 @@ import numpy as np  # noqa: E402
 from fastmlp._bench import SIZES  # noqa: E402
 from fastmlp._bench.workloads import GemmStep  # noqa: E402
 
+SETTLE = 0.3  # seconds of untimed calls before each measurement
+
 
 def torch_step(torch, step, X):
     """GemmStep's products through torch.mm on the same arrays (shared memory)."""
@@ -73,7 +75,7 @@ def main(argv=None):
             with threadpool_limits(threads):
                 for _ in range(args.repeats):
                     for key, run in engines.items():
-                        run()                               # untimed: settle
+                        _settle(run, SETTLE)
                         calls = max(1, int(0.2 / max(_time(run), 1e-6)))
                         t = time.perf_counter()
                         for _ in range(calls):
@@ -83,6 +85,16 @@ def main(argv=None):
             a, b = (statistics.median(times[k]) for k in ("numpy", "torch"))
             print(f"| {name} | {threads} | {a * 1e3:.2f} | {b * 1e3:.2f} | {a / b:.2f}× |")
     return 0
+
+
+def _settle(run, seconds):
+    """Untimed calls for `seconds`: the other engine's threads go on spinning
+    for a while after its last call (OpenBLAS's ~0.1 s), and with 2 threads on
+    2 cores they would slow this engine's first calls."""
+    end = time.perf_counter() + seconds
+    run()
+    while time.perf_counter() < end:
+        run()
 
 
 def _time(run):
