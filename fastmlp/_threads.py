@@ -11,7 +11,8 @@ _blas_limiter = None  # threadpoolctl limits, kept alive while in force
 
 def set_num_threads(n):
     """Use `n` threads for fastmlp's native kernels and for the BLAS that NumPy
-    and SciPy call (the NumPy backend's matrix products).
+    and SciPy call (the NumPy backend's matrix products): those loaded by then,
+    as threadpoolctl sees them (SciPy's once scipy.linalg has been imported).
 
     The native kernels keep their BLAS single-threaded while they run and split
     the work over their own OpenMP threads (see DESIGN.md, "one pool at a time").

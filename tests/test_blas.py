@@ -36,6 +36,7 @@ print(json.dumps({
     "controlled": _runtime.blas_thread_control(),
     "package_imported": "scipy_openblas32" in sys.modules,
     "global_symbol": hasattr(ctypes.CDLL(None), "scipy_sgemm_"),
+    "scipy_linalg_imported": "scipy.linalg" in sys.modules,
     "weights": [w.ravel().tolist() for w in model.get_weights()],
 }))
 """
@@ -66,6 +67,9 @@ def test_private_openblas_is_used_without_entering_the_global_namespace():
     # (the same names) are not displaced for anything else in the process
     assert got["package_imported"] is False
     assert got["global_symbol"] is False
+    # SciPy's BLAS is looked up only when it is used (importing scipy.linalg
+    # would more than double the time `import fastmlp` takes)
+    assert got["scipy_linalg_imported"] is False
 
 
 @needs_private

@@ -8,9 +8,8 @@ the weight gradient, so no reduction is needed), calls a single-threaded GEMM
 per block and applies the fused epilogue to the block while it is in cache.
 Only one thread pool is ever busy, so neither can starve the other.
 """
+from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from libc.stdint cimport uintptr_t
-from scipy.linalg.cython_blas cimport (sgemm as scipy_sgemm, dgemm as scipy_dgemm,
-                                       sgemv as scipy_sgemv, dgemv as scipy_dgemv)
 
 from fastmlp._kernels._blas_lib import open_private_openblas
 
@@ -37,18 +36,34 @@ cdef extern from *:
 
 cdef int _num_threads = fm_openmp_max_threads() if fm_openmp_max_threads() > 0 else 1
 
+
+
+cdef void *_cython_blas(dict capi, str name) except NULL:
+    """The C function `name` that scipy.linalg.cython_blas exports."""
+    capsule = capi[name]
+    return PyCapsule_GetPointer(capsule, PyCapsule_GetName(capsule))
+
+
 # The BLAS every kernel calls (see _blas_lib.py): scipy-openblas32's OpenBLAS,
-# or the one behind scipy.linalg.cython_blas.
-cdef sgemm_t *_sgemm = scipy_sgemm
-cdef dgemm_t *_dgemm = scipy_dgemm
-cdef sgemv_t *_sgemv = scipy_sgemv
-cdef dgemv_t *_dgemv = scipy_dgemv
+# or the one behind scipy.linalg.cython_blas.  SciPy's is looked up only when
+# it is the one used: importing scipy.linalg takes longer than the rest of
+# `import fastmlp`.
+cdef sgemm_t *_sgemm
+cdef dgemm_t *_dgemm
+cdef sgemv_t *_sgemv
+cdef dgemv_t *_dgemv
 _private = open_private_openblas()
 if _private is not None:
     _sgemm = <sgemm_t *><uintptr_t>_private[1][0]
     _dgemm = <dgemm_t *><uintptr_t>_private[1][1]
     _sgemv = <sgemv_t *><uintptr_t>_private[1][2]
     _dgemv = <dgemv_t *><uintptr_t>_private[1][3]
+else:
+    from scipy.linalg import cython_blas
+    _sgemm = <sgemm_t *>_cython_blas(cython_blas.__pyx_capi__, "sgemm")
+    _dgemm = <dgemm_t *>_cython_blas(cython_blas.__pyx_capi__, "dgemm")
+    _sgemv = <sgemv_t *>_cython_blas(cython_blas.__pyx_capi__, "sgemv")
+    _dgemv = <dgemv_t *>_cython_blas(cython_blas.__pyx_capi__, "dgemv")
 cdef bint _blas_controlled = fm_blas_threads_init(<void *>_sgemm)
 
 
