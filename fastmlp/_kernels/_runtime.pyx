@@ -37,7 +37,6 @@ cdef extern from *:
 cdef int _num_threads = fm_openmp_max_threads() if fm_openmp_max_threads() > 0 else 1
 
 
-
 cdef void *_cython_blas(dict capi, str name) except NULL:
     """The C function `name` that scipy.linalg.cython_blas exports."""
     capsule = capi[name]
