@@ -22,9 +22,13 @@ sys.path[:0] = [os.path.dirname(HERE)]  # this checkout's fastmlp (built in plac
 import numpy as np  # noqa: E402
 
 from fastmlp._bench import SIZES  # noqa: E402
+from fastmlp._bench.timing import untimed_calls  # noqa: E402
 from fastmlp._bench.workloads import GemmStep  # noqa: E402
 
-SETTLE = 0.3  # seconds of untimed calls before each measurement
+# seconds of untimed calls before each measurement: the other engine's threads go
+# on spinning a while after its last call (OpenBLAS's ~0.1 s) and would slow the
+# first timed calls on 2 threads
+SETTLE = 0.3
 
 
 def torch_step(torch, step, X):
@@ -75,7 +79,7 @@ def main(argv=None):
             with threadpool_limits(threads):
                 for _ in range(args.repeats):
                     for key, run in engines.items():
-                        _settle(run, SETTLE)
+                        untimed_calls(run, SETTLE)
                         calls = max(1, int(0.2 / max(_time(run), 1e-6)))
                         t = time.perf_counter()
                         for _ in range(calls):
@@ -85,16 +89,6 @@ def main(argv=None):
             a, b = (statistics.median(times[k]) for k in ("numpy", "torch"))
             print(f"| {name} | {threads} | {a * 1e3:.2f} | {b * 1e3:.2f} | {a / b:.2f}× |")
     return 0
-
-
-def _settle(run, seconds):
-    """Untimed calls for `seconds`: the other engine's threads go on spinning
-    for a while after its last call (OpenBLAS's ~0.1 s), and with 2 threads on
-    2 cores they would slow this engine's first calls."""
-    end = time.perf_counter() + seconds
-    run()
-    while time.perf_counter() < end:
-        run()
 
 
 def _time(run):

@@ -11,7 +11,7 @@ so without it each measurement would pay for the contender before it.
 import statistics
 import time
 
-__all__ = ["calls_for", "interleave", "median_range"]
+__all__ = ["calls_for", "interleave", "median_range", "untimed_calls"]
 
 
 def calls_for(fn, target, min_calls):
@@ -29,7 +29,9 @@ def calls_for(fn, target, min_calls):
     return max(min_calls, round(target * n / elapsed))
 
 
-def _settle(fn, seconds):
+def untimed_calls(fn, seconds):
+    """Call fn for about `seconds` (at least once), untimed: lets the threads
+    another contender left spinning go idle first."""
     end = time.perf_counter() + seconds
     fn()
     while time.perf_counter() < end:
@@ -86,7 +88,7 @@ def interleave(contenders, repeats, target, settle, min_calls=1, per_call=False)
             scope, fn = contenders[name]
             with scope():
                 if settle > 0:
-                    _settle(fn, settle)
+                    untimed_calls(fn, settle)
                 seconds[name].append(_run(fn, calls[name], per_call))
     return seconds
 
