@@ -27,8 +27,8 @@ from fastmlp._bench import SIZES, make_model, make_data
 from fastmlp._kernels import _runtime
 name, nt, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 size = SIZES[name]
-n_batches = 32 if name != "wide" else 4
-X, y = make_data(size, size.batch * n_batches, seed=0)
+n_batches = size.epoch_samples // size.batch  # compare.py's epoch
+X, y = make_data(size, size.epoch_samples, seed=0)
 rng = np.random.default_rng(0)
 losses = np.empty(n_batches)
 with fm.threads(nt):

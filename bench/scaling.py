@@ -34,8 +34,8 @@ from fastmlp._bench import SIZES, make_model, make_data
 from fastmlp._bench.workloads import GemmStep
 kind, name, nt, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 size = SIZES[name]
-n_batches = 32 if name != "wide" else 4
-X, y = make_data(size, size.batch * n_batches, seed=0)
+n_batches = size.epoch_samples // size.batch  # compare.py's epoch
+X, y = make_data(size, size.epoch_samples, seed=0)
 rng = np.random.default_rng(0)
 with fm.threads(nt):
     if kind == "native":
