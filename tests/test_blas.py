@@ -49,6 +49,12 @@ def _train_in_subprocess(**env):
     return json.loads(out.stdout), out.stderr
 
 
+@pytest.fixture(scope="module")
+def private_run():
+    """One training run on the default route, shared by the tests that read it."""
+    return _train_in_subprocess(FASTMLP_BLAS="auto")[0]
+
+
 def test_the_blas_in_use_is_reported_and_its_threads_controlled():
     info = _runtime.blas_library()
     assert info["path"] and os.path.exists(info["path"])
@@ -58,8 +64,8 @@ def test_the_blas_in_use_is_reported_and_its_threads_controlled():
 
 
 @needs_private
-def test_private_openblas_is_used_without_entering_the_global_namespace():
-    got, _ = _train_in_subprocess(FASTMLP_BLAS="auto")
+def test_private_openblas_is_used_without_entering_the_global_namespace(private_run):
+    got = private_run
     assert got["blas"]["private"] is True
     assert os.path.join("scipy_openblas32", "lib") in got["blas"]["path"]
     assert got["controlled"] is True
@@ -73,8 +79,8 @@ def test_private_openblas_is_used_without_entering_the_global_namespace():
 
 
 @needs_private
-def test_scipy_blas_on_request_gives_the_same_training():
-    private, _ = _train_in_subprocess(FASTMLP_BLAS="auto")
+def test_scipy_blas_on_request_gives_the_same_training(private_run):
+    private = private_run
     scipy_route, _ = _train_in_subprocess(FASTMLP_BLAS="scipy")
     assert scipy_route["blas"]["private"] is False
     assert "cython_blas" in os.path.basename(scipy_route["blas"]["path"])
