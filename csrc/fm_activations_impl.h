@@ -361,6 +361,13 @@ static FM_HOT void FM_FN(column_sums)(const FM_T *dz, FM_T *db, ptrdiff_t rows, 
 }
 
 
+/* y[i] += x[i] for i in [0, n) (partial products summed in a fixed order). */
+static FM_HOT void FM_FN(add_to)(FM_T *y, const FM_T *x, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+
 /* ---- dropout --------------------------------------------------------------- */
 
 /* out[r, :] = in[r, :] * keep(r, c) * scale for rows [r0, r1) of a (., cols) array

@@ -220,6 +220,64 @@ def test_column_split_forward_agrees_with_twin_and_one_thread(dtype):
         assert_close(two[2], other[2], dtype)
 
 
+# a dense layer wider than the batch with an input more than twice as wide (like the
+# mnist net's 784 -> 256 on batches of 128) splits its forward GEMM along the inner
+# dimension: partial products over shares of the input, added in thread order; the
+# update then gives each thread the rows of that W it multiplied
+# (input width, layers, each layer's split by thread count; batches of 32 rows per thread)
+INNER_SPLIT_NETS = {
+    # first layer, on fit's gathered batches; then 90 units: split by columns on 64
+    # rows, by rows on 96
+    "first": (400, lambda: [fm.Dense(100, activation="relu"), fm.Dense(90, activation="tanh"),
+                            fm.Dense(10)],
+              {2: ["inner", "columns", "rows"], 3: ["inner", "rows", "rows"]}),
+    # after a column split with dropout, before a batch norm: weight spans on both
+    # sides of the inner-split W, which the update shares out around it
+    "middle": (64, lambda: [fm.Dense(300, activation="relu"), fm.Dropout(0.2), fm.Dense(100),
+                            fm.BatchNorm(activation="tanh"), fm.Dense(10)],
+               {nt: ["columns", "inner", "rows", "rows"] for nt in (2, 3)}),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("net", sorted(INNER_SPLIT_NETS))
+@pytest.mark.parametrize("threads", [2, 3])
+def test_inner_split_forward_agrees_with_twin_and_one_thread(dtype, net, threads):
+    n_in, layers, splits = INNER_SPLIT_NETS[net]
+    batch = 32 * threads                      # the fewest rows that employ every thread
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((3 * batch, n_in))
+    y = rng.integers(0, 10, size=3 * batch)
+
+    def run(backend, expect=None):
+        model = fm.Sequential(layers(), input_dim=n_in, dtype=dtype, seed=6, backend=backend)
+        # an L1/L2 penalty (weight matrices only) and clipping by global norm: every
+        # path of the update (Adam would turn the rounding noise of the bias gradient
+        # before the batch norm into steps of lr)
+        model.compile(optimizer=fm.SGD(lr=0.05, momentum=0.9, clipnorm=5.0),
+                      regularizer=fm.regularizers.l1_l2(1e-4, 1e-3))
+        if expect is not None:
+            assert model._plan.train_split(batch) == expect    # the path under test runs
+        losses = [model.train_step(X[:batch], y[:batch]) for _ in range(2)]
+        losses += model.fit(X, y, epochs=2, batch_size=batch, verbose=0).history["loss"]
+        return losses, model.get_weights(), model.predict(X)
+
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    many = _run_with(threads, lambda: run("native", (splits[threads], threads)))
+    one = _run_with(1, lambda: run("native", (["rows"] * len(splits[threads]), 1)))
+    twin = run("numpy")
+    atol = 1e-5 if dtype == np.float32 else 1e-11   # as in the column-split test above
+    for other in (one, twin):
+        np.testing.assert_allclose(many[0], other[0], rtol=rtol)
+        for a, b in zip(many[1], other[1]):
+            assert_close(a, b, dtype, atol=atol)
+        assert_close(many[2], other[2], dtype)
+    # the same thread count repeats bit for bit (partials are added in thread order)
+    again = _run_with(threads, lambda: run("native"))
+    for a, b in zip(many[1], again[1]):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_numpy_backend_agrees_across_threads(twin, rng):
     X = rng.standard_normal((300, 200))
     W = rng.standard_normal((200, 150))

@@ -78,6 +78,15 @@ cdef inline void dense_forward_columns(const floating *x, const floating *w, flo
          <floating>0, z + c0, n_out)
 
 
+cdef inline void dense_forward_inner(const floating *x, const floating *w, floating *z,
+                                     Py_ssize_t rows, Py_ssize_t k0, Py_ssize_t k1,
+                                     int n_in, int n_out) noexcept nogil:
+    """z = x[:, k0:k1] W[k0:k1, :] over all rows: one thread's partial product
+    when the GEMM is split along its inner dimension (no bias or activation)."""
+    gemm(False, False, <int>rows, n_out, <int>(k1 - k0), <floating>1, x + k0, n_in,
+         w + k0 * n_out, n_out, <floating>0, z, n_out)
+
+
 cdef inline bint dense_param_grad_share(const floating *x, const floating *dz, floating *dw,
                                         floating *db, Py_ssize_t rows, int n_in, int n_out,
                                         int tid, int nt) noexcept nogil:

@@ -41,6 +41,8 @@ cdef extern from "fm_kernels.h" nogil:
                             Py_ssize_t c0, Py_ssize_t c1)
     void fm_column_sums_f64(const double *dz, double *db, Py_ssize_t rows, Py_ssize_t cols,
                             Py_ssize_t c0, Py_ssize_t c1)
+    void fm_add_to_f32(float *y, const float *x, Py_ssize_t n)
+    void fm_add_to_f64(double *y, const double *x, Py_ssize_t n)
 
     int fm_block_finite_f32(const float *x, Py_ssize_t rows, Py_ssize_t ld, Py_ssize_t c0,
                             Py_ssize_t c1)
@@ -136,6 +138,14 @@ cdef inline void column_sums(const floating *dz, floating *db, Py_ssize_t rows, 
         fm_column_sums_f32(dz, db, rows, cols, c0, c1)
     else:
         fm_column_sums_f64(dz, db, rows, cols, c0, c1)
+
+
+# y[:n] += x[:n]
+cdef inline void add_to(floating *y, const floating *x, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        fm_add_to_f32(y, x, n)
+    else:
+        fm_add_to_f64(y, x, n)
 
 
 # 1 if x[r, c0:c1] is finite for all rows r of a (rows, ld) block

@@ -23,7 +23,10 @@ starts only where the step needs every row:
                 thread, on its rows, does every layer's forward (GEMM, then
                 bias + activation / maxout's max, PReLU, batch norm's affine
                 map + activation, dropout, each on the block while it is in
-                cache).  A run that ends at a batch norm ends with the exact
+                cache).  A dense layer wider than the batch splits its GEMM
+                between two barriers instead (_forward_split): by columns of
+                W, or along the inner dimension into partial products that
+                each thread then adds on its rows.  A run that ends at a batch norm ends with the exact
                 two-pass mean and M2 of that layer's input on the thread's
                 rows (in double); between the regions they are merged in
                 thread order (Chan et al. 1979) into the batch statistics the
@@ -45,7 +48,10 @@ starts only where the step needs every row:
                 along its longer side, db and dalpha by columns), each
                 checked finite while in cache.
   update        the optimizer update, one contiguous share of the flat
-                buffers per thread, applied only when the loss and every
+                buffers per thread (of a weight matrix whose forward GEMM was
+                split along the inner dimension, the rows the thread
+                multiplied, so it packs them next step from its own cache),
+                applied only when the loss and every
                 gradient share are finite; it reports whether every new
                 parameter is finite (Plan.status tells Python which failed).
                 The weight penalty (L1/L2, weight matrices only) is summed and
@@ -58,8 +64,8 @@ starts only where the step needs every row:
 
 A training step is 3 regions without batch norm, at most 3 + 2 b with b of
 them (no row-local work is split across regions needlessly).  No element
-is summed by two threads except the per-feature batch statistics, which are
-merged in a fixed order, so a step is bit-for-bit repeatable for a given
+is summed by two threads except the per-feature batch statistics and the
+partial products of an inner split, which are merged in a fixed order, so a step is bit-for-bit repeatable for a given
 thread count, and the parallel and serial orders differ only by rounding.
 Every region flushes subnormals to zero (csrc/fm_fpu.h).
 """
@@ -79,7 +85,7 @@ cnp.import_array()
 from fastmlp._layer_specs import KINDS, layer_spec, spec_spans
 
 from fastmlp._kernels._cfm cimport (fm_dropout_key, dropout_rows, fm_grad_mod, fm_barrier,
-                                    bias_activation,
+                                    bias_activation, add_to,
                                     sgd_update as c_sgd, adam_update as c_adam,
                                     adagrad_update as c_adagrad, rmsprop_update as c_rmsprop,
                                     nadam_update as c_nadam, sum_squares, penalty as c_penalty,
@@ -90,7 +96,7 @@ from fastmlp._kernels._cfm cimport (FM_N_ACTIVATIONS, fm_bn_merge_stats, bn_bloc
 from fastmlp._kernels._losses cimport (FM_N_LOSSES, FM_Y_LABELS, FM_Y_TARGETS, fm_loss_name,
                                        fm_loss_y_kinds, loss_rows, loss_mean, loss_output)
 from fastmlp._kernels._blocks cimport (share_lo, chunk_lo, adam_scales, nadam_mu, nadam_scales,
-                                       dense_forward_rows, dense_forward_columns,
+                                       dense_forward_rows, dense_forward_columns, dense_forward_inner,
                                        dense_param_grad_share, dense_input_grad_rows,
                                        dense_input_grad_columns,
                                        activation_backward_rows, flush_denormals_begin,
@@ -120,6 +126,11 @@ cdef enum:
 # forward multiply-adds between two signal checks of the native epoch loop
 # (about a millisecond of training)
 cdef double SIGNAL_WORK = 5e7
+
+cdef enum:
+    SPLIT_ROWS = 0        # how a dense layer's forward GEMM is shared (_forward_split)
+    SPLIT_COLUMNS = 1
+    SPLIT_INNER = 2
 
 cdef enum:
     MAX_THREADS = 64  # most threads one step uses (sizes per-thread partial results)
@@ -198,7 +209,9 @@ cdef struct Step:
     fm_grad_mod mod_rest  # ... and on everything else (biases: no penalty)
     bint use_mod_w, use_mod_rest
     Py_ssize_t *wspans    # [start, end) of each weight matrix (dense, maxout W), sorted
+    int *wspan_layer      # the layer whose W each span is
     int n_wspans
+    char *partials        # inner-split partial products of threads 1.. (nt - 1, rows, n_out)
     double *norm_parts    # one partial sum (squares or penalty) per thread
     double *loss_parts    # one partial loss per thread
     int *finite_parts     # one "all finite" flag per thread
@@ -298,13 +311,23 @@ cdef inline void _forward_rows(Step *s, int l, const floating *inp, Py_ssize_t r
                      fm_dropout_key(s.seed, l, s.step), lay.drop)
 
 
-cdef inline bint _split_columns(Step *s, int l, Py_ssize_t rows, int nt) noexcept nogil:
-    """Whether dense layer l's forward GEMM is split across the threads by columns
-    of W instead of by rows.  Each thread's single-threaded BLAS call packs its
-    whole right-hand matrix: split by rows, every thread packs all of W (n_in x
-    n_out); split by columns, its share of W and all of the input (rows x n_in).
-    Columns pack less when n_out > rows (a wide layer, a small batch)."""
-    return nt > 1 and s.layers[l].kind == KIND_DENSE and s.layers[l].n_out > rows
+cdef inline int _forward_split(Step *s, int l, Py_ssize_t rows, int nt) noexcept nogil:
+    """How dense layer l's forward GEMM (rows x n_in by n_in x n_out) is shared
+    by the threads.  Each thread's single-threaded BLAS call packs both of its
+    operands, so a split costs what the threads pack or write beyond one
+    product: by rows of the batch (SPLIT_ROWS), every thread packs all of W
+    (n_in x n_out); by columns of W (SPLIT_COLUMNS), all of the input (rows x
+    n_in); along the inner dimension (SPLIT_INNER: thread t multiplies input
+    columns k0:k1 by rows k0:k1 of W), nothing twice, but every thread but the
+    first writes a partial rows x n_out product that is then added in.
+    Rows need no barrier and stay the default; a layer wider than the batch
+    (n_out > rows) splits by columns, or, when its input is more than twice as
+    wide as its output (the partials then move less than the input would,
+    e.g. 784 -> 256 on batches of 128), along the inner dimension."""
+    cdef LayerSpec *lay = &s.layers[l]
+    if nt <= 1 or rows <= 0 or lay.kind != KIND_DENSE or lay.n_out <= rows:
+        return SPLIT_ROWS
+    return SPLIT_INNER if lay.n_in > 2 * lay.n_out else SPLIT_COLUMNS
 
 
 cdef inline void _forward_columns(Step *s, int l, const floating *inp, Py_ssize_t rows,
@@ -314,14 +337,43 @@ cdef inline void _forward_columns(Step *s, int l, const floating *inp, Py_ssize_
     of the region calls this, for the barriers), then bias, activation and
     dropout on this thread's rows [r0, r1)."""
     cdef LayerSpec *lay = &s.layers[l]
-    cdef floating *P = <floating *>s.params
     cdef int n = lay.n_out
     fm_barrier()   # every row of the input is in place (gathered, or the layer below)
-    dense_forward_columns(inp, P + lay.w_off, <floating *>lay.Z, rows, share_lo(n, tid, nt),
-                          share_lo(n, tid + 1, nt), lay.n_in, n)
+    dense_forward_columns(inp, <const floating *>s.params + lay.w_off, <floating *>lay.Z, rows,
+                          share_lo(n, tid, nt), share_lo(n, tid + 1, nt), lay.n_in, n)
     fm_barrier()   # every column of Z is in place
+    _forward_epilogue(s, l, r0, r1, <const floating *>NULL)
+
+
+cdef inline void _forward_inner(Step *s, int l, const floating *inp, Py_ssize_t rows,
+                                Py_ssize_t r0, Py_ssize_t r1, int tid, int nt) noexcept nogil:
+    """Layer l's forward pass with the GEMM split along its inner dimension
+    (every thread of the region calls this, for the barriers): thread t's
+    partial product over its share of the input columns goes to Z (t = 0) or to
+    its partials buffer; then, on this thread's rows [r0, r1), the partials are
+    added in thread order, and bias, activation and dropout follow."""
+    cdef LayerSpec *lay = &s.layers[l]
+    cdef int n = lay.n_out, t
+    cdef floating *z = <floating *>lay.Z
+    cdef floating *part = <floating *>s.partials
+    fm_barrier()   # every row of the input is in place (gathered, or the layer below)
+    dense_forward_inner(inp, <const floating *>s.params + lay.w_off,
+                        z if tid == 0 else part + (tid - 1) * rows * n, rows,
+                        share_lo(lay.n_in, tid, nt), share_lo(lay.n_in, tid + 1, nt),
+                        lay.n_in, n)
+    fm_barrier()   # every partial product is in place
+    for t in range(1, nt):
+        add_to(z + r0 * n, part + ((t - 1) * rows + r0) * n, (r1 - r0) * n)
+    _forward_epilogue(s, l, r0, r1, <const floating *>NULL)
+
+
+cdef inline void _forward_epilogue(Step *s, int l, Py_ssize_t r0, Py_ssize_t r1,
+                                   const floating *dummy) noexcept nogil:
+    """Bias, activation and dropout of dense layer l on rows [r0, r1) of its Z."""
+    cdef LayerSpec *lay = &s.layers[l]
+    cdef int n = lay.n_out
     bias_activation(lay.act, lay.alpha, <floating *>lay.Z + r0 * n, <floating *>lay.A + r0 * n,
-                    P + lay.b_off, r1 - r0, n)
+                    <const floating *>s.params + lay.b_off, r1 - r0, n)
     if lay.drop > 0:
         dropout_rows(<const floating *>lay.A, <floating *>lay.D, r0, r1, n,
                      fm_dropout_key(s.seed, l, s.step), lay.drop)
@@ -338,7 +390,7 @@ cdef void _region_forward(Step *s, Batch *bt, int l0, int l1, bint backward, int
     cdef const int64_t *labels = bt.labels
     cdef const floating *targets = <const floating *>bt.targets
     cdef const floating *w = <const floating *>bt.weights
-    cdef int L = s.n_layers, l, n
+    cdef int L = s.n_layers, l, n, split
     cdef LayerSpec *lay
     cdef double *part
     if bt.order != NULL:
@@ -349,7 +401,10 @@ cdef void _region_forward(Step *s, Batch *bt, int l0, int l1, bint backward, int
         targets = <const floating *>s.tbuf if targets != NULL else NULL
         w = <const floating *>s.wbuf if w != NULL else NULL
     for l in range(l0, l1):
-        if _split_columns(s, l, rows, nt):
+        split = _forward_split(s, l, rows, nt)
+        if split == SPLIT_INNER:
+            _forward_inner(s, l, _input(s, x, l), rows, r0, r1, tid, nt)
+        elif split == SPLIT_COLUMNS:
             _forward_columns(s, l, _input(s, x, l), rows, r0, r1, tid, nt)
         else:
             _forward_rows(s, l, _input(s, x, l), r0, r1)
@@ -420,8 +475,8 @@ cdef inline void _input_grad_columns(Step *s, int l, Py_ssize_t rows, int tid, i
                                      const floating *dummy) noexcept nogil:
     """dZ[l-1][:, c0:c1] = dZ[l] W[l][c0:c1, :]^T over all rows, this thread's
     columns of a dense layer's input gradient (every thread of the region calls
-    this, for the barriers): as _split_columns, when the input is wider than the
-    batch, each thread then packs its share of W instead of all of it."""
+    this, for the barriers): as in _forward_split, when the input is wider than
+    the batch, each thread then packs its share of W instead of all of it."""
     cdef LayerSpec *lay = &s.layers[l]
     cdef Py_ssize_t c0 = share_lo(lay.n_in, tid, nt), c1 = share_lo(lay.n_in, tid + 1, nt)
     fm_barrier()   # every row of dZ[l] is finished
@@ -505,6 +560,50 @@ cdef bint _update_chunk(Step *s, Py_ssize_t lo, Py_ssize_t hi, double *pen,
         ok &= _update_span(s, a, b - a, True, dummy)
         cur = b
     ok &= _update_span(s, cur, hi - cur, False, dummy)
+    return ok
+
+
+cdef inline bint _inner_split_span(Step *s, int i, Py_ssize_t rows, int nt) noexcept nogil:
+    """Whether weight span i belongs to a layer whose forward GEMM a step of
+    `rows` rows on nt threads splits along the inner dimension."""
+    return s.wspan_layer[i] >= 0 and _forward_split(s, s.wspan_layer[i], rows, nt) == SPLIT_INNER
+
+
+cdef bint _update_share(Step *s, Py_ssize_t rows, int tid, int nt, double *pen,
+                        const floating *dummy) noexcept nogil:
+    """Thread tid's share of the optimizer update after a step of `rows` rows
+    (0: no step to follow).  Of a weight matrix whose forward GEMM that step
+    split along the inner dimension, the thread updates the rows of W it
+    multiplied, which are the rows of dW it computed (dW is split along its
+    longer side, n_in) and the rows it packs again next step, all in its own
+    cache.  Everything else is shared in even contiguous chunks of what
+    remains, in flat order.  Adds the penalty to pen[0]; returns whether every
+    new parameter is finite."""
+    cdef bint ok = True
+    cdef Py_ssize_t rest = s.n_params, lo, hi, pos = 0, cur = 0, end, a, b
+    cdef int i
+    cdef LayerSpec *lay
+    for i in range(s.n_wspans):
+        if _inner_split_span(s, i, rows, nt):
+            lay = &s.layers[s.wspan_layer[i]]
+            ok &= _update_chunk(s, lay.w_off + share_lo(lay.n_in, tid, nt) * lay.n_out,
+                                lay.w_off + share_lo(lay.n_in, tid + 1, nt) * lay.n_out,
+                                pen, dummy)
+            rest -= s.wspans[2 * i + 1] - s.wspans[2 * i]
+    # positions [lo, hi) of the rest, which runs through the gaps between those matrices
+    lo = chunk_lo(rest, tid, nt)
+    hi = chunk_lo(rest, tid + 1, nt)
+    for i in range(s.n_wspans + 1):
+        if i < s.n_wspans and not _inner_split_span(s, i, rows, nt):
+            continue
+        end = s.wspans[2 * i] if i < s.n_wspans else s.n_params
+        a = lo if lo > pos else pos                        # the gap [cur, end) holds
+        b = hi if hi < pos + end - cur else pos + end - cur  # positions [pos, pos + end - cur)
+        if a < b:
+            ok &= _update_chunk(s, cur + a - pos, cur + b - pos, pen, dummy)
+        pos += end - cur
+        if i < s.n_wspans:
+            cur = s.wspans[2 * i + 1]
     return ok
 
 
@@ -696,7 +795,7 @@ cdef double _step(Step *s, Batch *bt, bint backward, bint update, int nt,
         s.stats_pending = True
         s.stats_rows = bt.rows
     if update:
-        total += _apply_update(s, nt, dummy)  # the loss includes the weight penalty
+        total += _apply_update(s, bt.rows, nt, dummy)  # the loss includes the weight penalty
         _update_running_stats(s, dummy)
     return total
 
@@ -735,13 +834,14 @@ cdef double _gradient_scale(Step *s, int nt, const floating *dummy) noexcept nog
     return s.clip_norm / norm if norm > s.clip_norm else 1.0
 
 
-cdef double _apply_update(Step *s, int nt, const floating *dummy) noexcept nogil:
+cdef double _apply_update(Step *s, Py_ssize_t rows, int nt, const floating *dummy) noexcept nogil:
     """The optimizer update of the whole flat buffer, from the stored gradient
     (clipped, plus the penalty gradient on weight matrices), then the max-norm
-    constraint; sets s.status when a new parameter is not finite.  Returns the
-    penalty of the weights before the update (0 without one)."""
+    constraint; sets s.status when a new parameter is not finite.  `rows` is
+    the batch of the step it follows (0: none), which the threads' shares
+    follow (_update_share).  Returns the penalty of the weights before the
+    update (0 without one)."""
     cdef int tid, l
-    cdef Py_ssize_t lo
     cdef unsigned int fpu
     cdef double scale, pen = 0.0
     cdef LayerSpec *lay
@@ -759,10 +859,8 @@ cdef double _apply_update(Step *s, int nt, const floating *dummy) noexcept nogil
     with parallel(num_threads=nt):
         fpu = flush_denormals_begin()
         tid = threadid()
-        lo = chunk_lo(s.n_params, tid, nt)
         s.norm_parts[tid] = 0.0
-        s.finite_parts[tid] = _update_chunk(s, lo, chunk_lo(s.n_params, tid + 1, nt),
-                                            &s.norm_parts[tid], dummy)
+        s.finite_parts[tid] = _update_share(s, rows, tid, nt, &s.norm_parts[tid], dummy)
         flush_denormals_end(fpu)
     for tid in range(nt):
         pen += s.norm_parts[tid]
@@ -982,6 +1080,7 @@ cdef class Plan:
     cdef list _layer_buffers
     cdef object _state1, _state2, _state3, _params, _grads
     cdef object _gather_buffers
+    cdef object _partials     # backs s.partials
     cdef object _running, _bn_buffers
     cdef readonly list specs     # the complete layer specs (dicts)
 
@@ -990,7 +1089,9 @@ cdef class Plan:
         self.s.loss_parts = NULL
         self.s.finite_parts = NULL
         self.s.wspans = NULL
+        self.s.wspan_layer = NULL
         self.s.norm_parts = NULL
+        self.s.partials = NULL
 
     def __init__(self, list layers, params, grads, int loss_kind, double loss_param=0.0,
                  seed=0, running=None):
@@ -1026,8 +1127,10 @@ cdef class Plan:
         self.s.finite_parts = <int *>malloc(MAX_THREADS * sizeof(int))
         self.s.norm_parts = <double *>malloc(MAX_THREADS * sizeof(double))
         self.s.wspans = <Py_ssize_t *>malloc(2 * L * sizeof(Py_ssize_t))
+        self.s.wspan_layer = <int *>malloc(L * sizeof(int))
         if self.s.layers == NULL or self.s.loss_parts == NULL or self.s.finite_parts == NULL \
-                or self.s.norm_parts == NULL or self.s.wspans == NULL:
+                or self.s.norm_parts == NULL or self.s.wspans == NULL \
+                or self.s.wspan_layer == NULL:
             raise MemoryError()
         self.s.n_layers = L
         self.s.params = _address(params)
@@ -1082,12 +1185,13 @@ cdef class Plan:
         self.s.stats_pending = False
         self.s.stats_rows = 0
         # weight matrices (dense, maxout W): the penalty and decay apply to these only
-        spans = sorted((off, off + size) for spec in specs
+        spans = sorted((off, off + size, layer) for layer, spec in enumerate(specs)
                        for off, size, is_weight in spec_spans(spec) if is_weight)
-        for i, (start, end) in enumerate(spans):
+        for i, (start, end, layer) in enumerate(spans):
             if i > 0 and start < spans[i - 1][1]:
                 raise ValueError("weight matrices overlap in the parameter buffer")
             self.s.wspans[2 * i], self.s.wspans[2 * i + 1] = start, end
+            self.s.wspan_layer[i] = layer
         self.s.n_wspans = len(spans)
         self.capacity = 0
         self.gather_capacity = 0
@@ -1104,6 +1208,7 @@ cdef class Plan:
         free(self.s.finite_parts)
         free(self.s.norm_parts)
         free(self.s.wspans)
+        free(self.s.wspan_layer)
 
     # -- optimizer ------------------------------------------------------------
 
@@ -1289,6 +1394,21 @@ cdef class Plan:
         self._gather_buffers = (xb, lb, tb, wb)
         self.gather_capacity = rows
 
+    def _ensure_partials(self, Py_ssize_t rows, int nt):
+        """Room for the partial products of the layers that a step of `rows`
+        rows on nt threads splits along the inner dimension (threads 1..nt-1
+        each write one rows x n_out product)."""
+        cdef int l
+        cdef Py_ssize_t need = 0
+        for l in range(self.s.n_layers):
+            if _forward_split(&self.s, l, rows, nt) == SPLIT_INNER:
+                need = max(need, (nt - 1) * rows * self.s.layers[l].n_out)
+        if self._partials is not None and need <= self._partials.shape[0]:
+            return
+        if need > 0:
+            self._partials = np.empty(need, dtype=self.dtype)
+            self.s.partials = _address(self._partials)
+
     # -- steps ----------------------------------------------------------------
 
     cdef double _macs_per_row(self):
@@ -1323,6 +1443,15 @@ cdef class Plan:
                 nt[0] = by_work
                 return True
         return False
+
+    def train_split(self, Py_ssize_t rows):
+        """(["rows", "columns" or "inner" for each layer], threads): how a
+        training step on `rows` rows would share each layer's forward GEMM under
+        the current thread setting (for tests and diagnostics; only dense layers
+        are ever split other than by rows)."""
+        cdef int nt = self._threads(rows), l
+        names = ("rows", "columns", "inner")
+        return [names[_forward_split(&self.s, l, rows, nt)] for l in range(self.s.n_layers)], nt
 
     def predict_split(self, Py_ssize_t rows):
         """("columns" or "rows", threads): how predict would divide `rows` rows
@@ -1385,6 +1514,7 @@ cdef class Plan:
         cdef double loss
         cdef int nt = self._threads(bt.rows)
         self.ensure_capacity(bt.rows)
+        self._ensure_partials(bt.rows, nt)
         blas_enter()
         with nogil:
             if self.is_double:
@@ -1425,10 +1555,10 @@ cdef class Plan:
         self.s.status = STATUS_OK
         with nogil:
             if self.is_double:
-                pen = _apply_update(&self.s, nt, <const double *>NULL)
+                pen = _apply_update(&self.s, 0, nt, <const double *>NULL)
                 _update_running_stats(&self.s, <const double *>NULL)
             else:
-                pen = _apply_update(&self.s, nt, <const float *>NULL)
+                pen = _apply_update(&self.s, 0, nt, <const float *>NULL)
                 _update_running_stats(&self.s, <const float *>NULL)
         return pen
 
@@ -1470,6 +1600,8 @@ cdef class Plan:
         # Python and BLAS calls would show; larger nets check signals every batch.
         cdef int nt_full = self._threads(min(batch_size, n))
         cdef int nt_last = self._threads(n - (n_batches - 1) * batch_size), nt
+        self._ensure_partials(min(batch_size, n), nt_full)
+        self._ensure_partials(n - (n_batches - 1) * batch_size, nt_last)
         cdef Py_ssize_t group = max(1, <Py_ssize_t>(SIGNAL_WORK
                                                     / (self._macs_per_row() * min(batch_size, n))))
         cdef Py_ssize_t stop
