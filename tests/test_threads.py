@@ -220,10 +220,10 @@ def test_column_split_forward_agrees_with_twin_and_one_thread(dtype):
         assert_close(two[2], other[2], dtype)
 
 
-# a dense layer wider than the batch with an input more than twice as wide (like the
-# mnist net's 784 -> 256 on batches of 128) splits its forward GEMM along the inner
-# dimension: partial products over shares of the input, added in thread order; the
-# update then gives each thread the rows of that W it multiplied
+# a dense layer whose input is more than twice as wide as both the batch and its
+# output (like the mnist net's 784 -> 256 on batches of 128) splits its forward GEMM
+# along the inner dimension: partial products over shares of the input, added in
+# thread order; the update then gives each thread the rows of that W it multiplied
 # (input width, layers, each layer's split by thread count; batches of 32 rows per thread)
 INNER_SPLIT_NETS = {
     # first layer, on fit's gathered batches; then 90 units: split by columns on 64
@@ -236,6 +236,9 @@ INNER_SPLIT_NETS = {
     "middle": (64, lambda: [fm.Dense(300, activation="relu"), fm.Dropout(0.2), fm.Dense(100),
                             fm.BatchNorm(activation="tanh"), fm.Dense(10)],
                {nt: ["columns", "inner", "rows", "rows"] for nt in (2, 3)}),
+    # narrower than the batch: the input is still more than twice as wide as both
+    "narrow": (900, lambda: [fm.Dense(40, activation="relu"), fm.Dense(10)],
+               {nt: ["inner", "rows"] for nt in (2, 3)}),
 }
 
 
