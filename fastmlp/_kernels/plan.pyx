@@ -48,13 +48,13 @@ starts only where the step needs every row:
   parameters    the shares of dW and db of the remaining layers (dW split
                 along its longer side, db and dalpha by columns), each
                 checked finite while in cache.
-  update        the optimizer update, one contiguous share of the flat
-                buffers per thread (of a weight matrix whose forward GEMM was
-                split along the inner dimension, the rows the thread
-                multiplied, so it packs them next step from its own cache),
-                applied only when the loss and every
-                gradient share are finite; it reports whether every new
-                parameter is finite (Plan.status tells Python which failed).
+  update        the optimizer update in contiguous chunks of the flat
+                buffers, one per thread (a weight matrix whose forward GEMM
+                was split along the inner dimension goes by the rows each
+                thread multiplied, which it then packs next step from its own
+                cache), applied only when the loss and every gradient share
+                are finite; it reports whether every new parameter is finite
+                (Plan.status tells Python which failed).
                 The weight penalty (L1/L2, weight matrices only) is summed and
                 its gradient added inside the update loops, and so is
                 clip-by-value; clipping by global norm takes one more region
@@ -66,8 +66,9 @@ starts only where the step needs every row:
 A training step is 3 regions without batch norm, at most 3 + 2 b with b of
 them (no row-local work is split across regions needlessly).  No element
 is summed by two threads except the per-feature batch statistics and the
-partial products of an inner split, which are merged in a fixed order, so a step is bit-for-bit repeatable for a given
-thread count, and the parallel and serial orders differ only by rounding.
+partial products of an inner split, which are merged in a fixed order, so a
+step is bit-for-bit repeatable for a given thread count, and the parallel and
+serial orders differ only by rounding.
 Every region flushes subnormals to zero (csrc/fm_fpu.h).
 """
 from cython cimport floating
