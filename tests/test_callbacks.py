@@ -262,9 +262,16 @@ def test_ctrl_c_during_a_native_epoch_stops_after_a_batch(backend):
     y = rng.integers(0, 3, 40_000)
     model = make_model(backend, n_in=8, hidden=32, optimizer=fm.SGD(lr=0.01))
     timer = threading.Timer(0.05, _thread.interrupt_main)
-    timer.start()
+
+    class StartTimer(cb.Callback):
+        # started once training runs, so that a slow set-up on a busy machine
+        # cannot take the signal before the first epoch
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 0:
+                timer.start()
+
     try:
-        history = model.fit(X, y, epochs=50, batch_size=32, verbose=0)
+        history = model.fit(X, y, epochs=50, batch_size=32, verbose=0, callbacks=[StartTimer()])
     finally:
         timer.cancel()
     assert len(history.epoch) < 50
