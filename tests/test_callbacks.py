@@ -1,6 +1,7 @@
 """The fit loop: callbacks, progress, chunked epochs, initial_epoch, Ctrl-C, divergence."""
 import _thread
 import io
+import signal
 import threading
 
 import numpy as np
@@ -261,19 +262,36 @@ def test_ctrl_c_during_a_native_epoch_stops_after_a_batch(backend):
     X = rng.standard_normal((40_000, 8))
     y = rng.integers(0, 3, 40_000)
     model = make_model(backend, n_in=8, hidden=32, optimizer=fm.SGD(lr=0.01))
-    timer = threading.Timer(0.05, _thread.interrupt_main)
+    training, done = threading.Event(), threading.Event()
 
-    class StartTimer(cb.Callback):
-        # started once training runs, so that a slow set-up on a busy machine
-        # cannot take the signal before the first epoch
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 0:
-                timer.start()
+    def on_sigint(signum, frame):
+        # only once a batch has run: an interrupt before that, or after fit, is
+        # ignored, and one that Python could not raise (it landed in a finalizer,
+        # which swallows exceptions) is sent again
+        if training.is_set() and model._plan.step > 0:
+            raise KeyboardInterrupt
 
+    def interrupt_every_20_ms():
+        while not done.wait(0.02):
+            if training.is_set():
+                _thread.interrupt_main()
+
+    class Training(cb.Callback):
+        def on_train_begin(self, logs=None):
+            training.set()
+
+        def on_train_end(self, logs=None):
+            training.clear()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    sender = threading.Thread(target=interrupt_every_20_ms)
+    sender.start()
     try:
-        history = model.fit(X, y, epochs=50, batch_size=32, verbose=0, callbacks=[StartTimer()])
+        history = model.fit(X, y, epochs=50, batch_size=32, verbose=0, callbacks=[Training()])
     finally:
-        timer.cancel()
+        done.set()
+        sender.join()
+        signal.signal(signal.SIGINT, previous)
     assert len(history.epoch) < 50
     assert 0 < model._plan.step < 50 * 1250
     assert model._plan.status == 0
