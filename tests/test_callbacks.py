@@ -264,10 +264,10 @@ def test_ctrl_c_during_a_native_epoch_stops_after_a_batch(backend):
     model = make_model(backend, n_in=8, hidden=32, optimizer=fm.SGD(lr=0.01))
     training, done = threading.Event(), threading.Event()
 
+    # a handler of its own: a shell's background job starts with SIGINT ignored,
+    # and interrupt_main then does nothing.  It raises only once a batch has run;
+    # an interrupt before that, or after fit, is ignored, and the sender goes on
     def on_sigint(signum, frame):
-        # only once a batch has run: an interrupt before that, or after fit, is
-        # ignored, and one that Python could not raise (it landed in a finalizer,
-        # which swallows exceptions) is sent again
         if training.is_set() and model._plan.step > 0:
             raise KeyboardInterrupt
 

@@ -98,7 +98,8 @@ from fastmlp._kernels._cfm cimport (FM_N_ACTIVATIONS, fm_bn_merge_stats, bn_bloc
 from fastmlp._kernels._losses cimport (FM_N_LOSSES, FM_Y_LABELS, FM_Y_TARGETS, fm_loss_name,
                                        fm_loss_y_kinds, loss_rows, loss_mean, loss_output)
 from fastmlp._kernels._blocks cimport (share_lo, chunk_lo, adam_scales, nadam_mu, nadam_scales,
-                                       dense_forward_rows, dense_forward_columns, dense_forward_inner,
+                                       dense_forward_rows, dense_forward_columns,
+                                       dense_forward_inner,
                                        dense_param_grad_share, dense_input_grad_rows,
                                        dense_input_grad_columns,
                                        activation_backward_rows, flush_denormals_begin,
