@@ -239,6 +239,10 @@ INNER_SPLIT_NETS = {
     # narrower than the batch: the input is still more than twice as wide as both
     "narrow": (900, lambda: [fm.Dense(40, activation="relu"), fm.Dense(10)],
                {nt: ["inner", "rows"] for nt in (2, 3)}),
+    # ties: the input exactly twice as wide as the output splits inner; 128 -> 10 on
+    # 64 rows ties too, but has fewer weights than the inner split's floor
+    "tie": (256, lambda: [fm.Dense(128, activation="relu"), fm.Dense(10)],
+            {nt: ["inner", "rows"] for nt in (2, 3)}),
 }
 
 

@@ -138,6 +138,7 @@ cdef enum:
 cdef enum:
     MAX_THREADS = 64  # most threads one step uses (sizes per-thread partial results)
     MIN_ROWS_PER_THREAD = 32
+    INNER_MIN_WEIGHTS = 16384   # smallest W whose forward GEMM is split inner (_forward_split)
 
 # Rows per block of an inference forward pass.  Each block's GEMMs pack every
 # weight matrix again, so blocks are long: 1024 rows made the 1024-2048-2048-10
@@ -326,14 +327,17 @@ cdef inline int _forward_split(Step *s, int l, Py_ssize_t rows, int nt) noexcept
                      partial rows x n_out product written and added back in
                      (2 rows n_out).
     The inner split is taken where it costs least, which is when the input is
-    more than twice as wide as both the batch and the output (784 -> 256 or
-    784 -> 64 on batches of 128: 5-12% faster steps on 2 threads than the
-    others); otherwise columns when the layer is wider than the batch, else
-    rows, which need no barrier."""
+    at least twice as wide as both the batch and the output (784 -> 256,
+    256 -> 128 or 784 -> 64 on batches of 128: 3-12% faster steps on 2 threads
+    than the others), and W has at least INNER_MIN_WEIGHTS weights (a smaller
+    product is cheaper than the barrier and the adding back: 128 -> 10 on 64
+    rows ran 2% slower split inner); otherwise columns when the layer is wider
+    than the batch, else rows, which need no barrier."""
     cdef LayerSpec *lay = &s.layers[l]
     if nt <= 1 or rows <= 0 or lay.kind != KIND_DENSE:
         return SPLIT_ROWS
-    if 2 * lay.n_out < lay.n_in and 2 * rows < lay.n_in:
+    if (2 * lay.n_out <= lay.n_in and 2 * rows <= lay.n_in
+            and <Py_ssize_t>lay.n_in * lay.n_out >= INNER_MIN_WEIGHTS):
         return SPLIT_INNER
     return SPLIT_COLUMNS if lay.n_out > rows else SPLIT_ROWS
 
