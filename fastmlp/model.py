@@ -11,6 +11,7 @@ from . import regularizers as _regularizers
 from . import schedules as _schedules
 from ._backend import BACKENDS, kernels
 from ._kernels.checks import all_finite
+from ._memory import aligned_zeros
 from ._validation import (check_batch_rows, check_bounded_target,
                           check_classification_target, check_distribution_target,
                           check_features, check_label_target, check_positive_int,
@@ -23,7 +24,8 @@ from .layers import BatchNorm, Dense, Dropout, Layer, Maxout, PReLU, layer_confi
 __all__ = ["Sequential", "History"]
 
 # Each parameter array (W, b, gamma, beta, alpha) and each running statistic
-# starts on a 64-byte boundary of its flat buffer (16 float32).
+# starts on a 64-byte boundary of its flat buffer (16 float32), and the flat
+# buffers start on one in memory (aligned_zeros), so each array is aligned.
 _ALIGN = 16
 # With a live progress bar, fit() returns to Python about this often (seconds).
 _PROGRESS_INTERVAL = 0.1
@@ -100,9 +102,9 @@ class Sequential:
             self._check_output(self.loss, self._output_width(input_dim))
         rng = np.random.default_rng(self.seed)
         self._layout, size, state_size = self._compute_layout(input_dim)
-        self.params = np.zeros(size, dtype=self.dtype)
-        self.grads = np.zeros(size, dtype=self.dtype)
-        self.state = np.zeros(state_size, dtype=self.dtype)
+        self.params = aligned_zeros(size, self.dtype)
+        self.grads = aligned_zeros(size, self.dtype)
+        self.state = aligned_zeros(state_size, self.dtype)
         for layer, entry in zip(self._units, self._layout):
             first = self._array(self.params, entry["arrays"][0])
             if isinstance(layer, Dense):
@@ -257,7 +259,8 @@ class Sequential:
         specs = self._layer_specs()
         self._plan = self._kernels.Plan(specs, self.params, self.grads, self.loss.kind,
                                         self.loss.param, seed=self.seed, running=self.state)
-        self._opt_state = [np.zeros_like(self.params) for _ in range(self.optimizer.n_state)]
+        self._opt_state = [aligned_zeros(self.params.shape, self.dtype)
+                           for _ in range(self.optimizer.n_state)]
         self.optimizer._init_state(self._opt_state)
         self.optimizer._bind(self._plan, self._opt_state)
         (self.regularizer or _regularizers.Regularizer())._bind(self._plan)
