@@ -4,8 +4,9 @@ NumPy aligns its allocations to 16 bytes only, so a float32 array usually
 starts part-way into a cache line, and every AVX-512 load or store of it
 straddles two.  The flat parameter, gradient and optimizer-state buffers and
 a plan's per-layer buffers are allocated here instead: on the mnist-sized
-network that made a two-thread training step ~2% faster (Adam's update alone
-~8%).
+network that made a two-thread training step 1.6-2.1% faster, and Adam's
+update of its 235,146 parameters, on its own, took 139-157 us instead of
+158-169 us (three runs).
 """
 import numpy as np
 
@@ -19,7 +20,7 @@ def aligned_empty(shape, dtype):
     ALIGNMENT-byte boundary.  The array is a view into a slightly larger byte
     buffer, which it keeps alive."""
     dtype = np.dtype(dtype)
-    shape = tuple(int(n) for n in np.atleast_1d(shape)) if np.ndim(shape) else (int(shape),)
+    shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(n) for n in shape)
     if any(n < 0 for n in shape):
         raise ValueError(f"negative dimensions are not allowed: {shape}")
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize

@@ -27,14 +27,6 @@ def test_aligned_zero_size_and_bad_shapes():
         aligned_empty((3, -1), np.float32)
 
 
-def test_aligned_arrays_keep_their_memory_alive():
-    a = aligned_zeros(1000, np.float32)
-    b = a[10:20]
-    del a
-    b[:] = 7.0
-    assert (b == 7.0).all()
-
-
 @pytest.mark.parametrize("backend", ["native", "numpy"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_model_flat_buffers_are_aligned(backend, dtype):

@@ -222,9 +222,9 @@ def test_column_split_forward_agrees_with_twin_and_one_thread(dtype):
 
 # a dense layer whose input is at least twice as wide as both the batch and its
 # output, with at least 16384 weights (like the mnist net's 784 -> 256 and 256 -> 128
-# on batches of 128), splits its forward GEMM
-# along the inner dimension: partial products over shares of the input, added in
-# thread order; the update then gives each thread the rows of that W it multiplied
+# on batches of 128), splits its forward GEMM along the inner dimension: partial
+# products over shares of the input, added in thread order; the update then gives
+# each thread the rows of that W it multiplied
 # (input width, layers, each layer's split by thread count; batches of 32 rows per thread)
 INNER_SPLIT_NETS = {
     # first layer, on fit's gathered batches; then 90 units: split by columns on 64
